@@ -1,0 +1,205 @@
+"""The training loop behind ``SmileNet.fit``: batches, schedule, validation, early stopping."""
+
+import logging
+import math
+import time
+
+import numpy as np
+
+from .data.images import normalize
+from .nn import make_optimizer, softmax, softmax_cross_entropy
+
+logger = logging.getLogger(__name__)
+
+PREDICT_BATCH_SIZE = 256
+
+
+def stratified_split(labels, fraction, rng):
+    """Return (train_indices, validation_indices), drawing ``fraction`` of each class."""
+    train_parts, validation_parts = [], []
+    for label in np.unique(labels):
+        indices = rng.permutation(np.flatnonzero(labels == label))
+        n_validation = int(round(fraction * len(indices)))
+        if n_validation < 1 or n_validation >= len(indices):
+            raise ValueError(
+                f"validation_fraction={fraction} leaves class {label} with {len(indices)} "
+                "samples unable to fill both a training and a validation part; "
+                "give more samples or set validation_fraction=0"
+            )
+        validation_parts.append(indices[:n_validation])
+        train_parts.append(indices[n_validation:])
+    return np.sort(np.concatenate(train_parts)), np.sort(np.concatenate(validation_parts))
+
+
+def balanced_class_weights(labels, n_classes=2):
+    """Return weights ``n_samples / (n_classes * count)`` so each class adds up equally."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    return len(labels) / (n_classes * np.maximum(counts, 1))
+
+
+def balanced_accuracy_of(labels, predictions, n_classes=2):
+    """Return the mean over classes present in ``labels`` of the recall of that class."""
+    recalls = [np.mean(predictions[labels == c] == c) for c in range(n_classes) if np.any(labels == c)]
+    return float(np.mean(recalls))
+
+
+def learning_rate_at(schedule, base_rate, step, n_steps, n_warmup_steps):
+    """Return the learning rate of ``step`` (counted from 0) under ``schedule``."""
+    if schedule == "constant":
+        return base_rate
+    if step < n_warmup_steps:
+        return base_rate * (step + 1) / n_warmup_steps
+    progress = (step - n_warmup_steps) / max(1, n_steps - n_warmup_steps)
+    return base_rate * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def predict_logits(network, faces, normalization, dtype):
+    """Run ``network`` in inference mode on raw faces, in batches to bound memory."""
+    n_samples = len(faces)
+    outputs = []
+    for start in range(0, n_samples, PREDICT_BATCH_SIZE):
+        batch = normalize(faces[start:start + PREDICT_BATCH_SIZE], normalization)
+        outputs.append(network.forward(batch.astype(dtype, copy=False)[..., None]))
+    return np.concatenate(outputs) if outputs else np.empty((0, 2), dtype=dtype)
+
+
+class Trainer:
+    """Train a network on raw faces (0..255 scale) with the options of a SmileNet."""
+
+    def __init__(self, network, options, rng, augmenter=None, progress_factory=None):
+        self.network = network
+        self.options = options
+        self.rng = rng
+        self.augmenter = augmenter
+        self.progress_factory = progress_factory
+
+    def fit(self, faces, labels, validation_faces=None, validation_labels=None):
+        """Run the epochs; return (history, best_epoch) and leave the best weights in the network."""
+        options = self.options
+        dtype = np.float32
+        n_samples = len(faces)
+        batch_size = min(options["batch_size"], n_samples)
+        n_batches = math.ceil(n_samples / batch_size)
+        n_steps = n_batches * options["epochs"]
+        n_warmup_steps = min(n_batches, n_steps // 10) if options["lr_schedule"] == "cosine" else 0
+
+        class_weights = None
+        if options["class_weight"] == "balanced":
+            class_weights = balanced_class_weights(labels).astype(dtype)
+        optimizer = make_optimizer(
+            options["optimizer"], options["learning_rate"], options["momentum"], options["weight_decay"]
+        )
+        has_validation = validation_faces is not None and len(validation_faces) > 0
+
+        history = []
+        best_score = -np.inf
+        best_weights = None
+        best_epoch = options["epochs"]
+        n_epochs_without_gain = 0
+        step = 0
+        for epoch in range(1, options["epochs"] + 1):
+            started = time.perf_counter()
+            order = self.rng.permutation(n_samples)
+            loss_sum = 0.0
+            train_predictions = np.empty(n_samples, dtype=np.int64)
+            bar = self._progress(n_samples, f"epoch {epoch}/{options['epochs']}")
+            try:
+                for start in range(0, n_samples, batch_size):
+                    batch_indices = order[start:start + batch_size]
+                    optimizer.learning_rate = learning_rate_at(
+                        options["lr_schedule"], options["learning_rate"], step, n_steps, n_warmup_steps
+                    )
+                    loss, probabilities = self._train_step(
+                        faces[batch_indices], labels[batch_indices], optimizer, class_weights, dtype
+                    )
+                    loss_sum += loss * len(batch_indices)
+                    train_predictions[start:start + len(batch_indices)] = probabilities.argmax(axis=1)
+                    step += 1
+                    if bar is not None:
+                        bar.update(len(batch_indices))
+            finally:
+                if bar is not None:
+                    bar.close()
+
+            shuffled_labels = labels[order]
+            record = {
+                "epoch": epoch,
+                "loss": loss_sum / n_samples,
+                "accuracy": float(np.mean(train_predictions == shuffled_labels)),
+                "balanced_accuracy": balanced_accuracy_of(shuffled_labels, train_predictions),
+                "learning_rate": optimizer.learning_rate,
+            }
+            if has_validation:
+                record.update(self._validate(validation_faces, validation_labels, class_weights, dtype))
+            record["seconds"] = time.perf_counter() - started
+            history.append(record)
+            logger.info(_format_record(record))
+
+            if not has_validation or not options["early_stopping"]:
+                continue
+            # A lower class-weighted validation loss is the monitored gain; it is
+            # smoother than validation accuracy on a few hundred faces.
+            score = -record["val_loss"]
+            if score > best_score:
+                best_score = score
+                best_epoch = epoch
+                best_weights = self.network.get_weights()
+                n_epochs_without_gain = 0
+            else:
+                n_epochs_without_gain += 1
+                if n_epochs_without_gain >= options["patience"]:
+                    logger.info("early stopping after epoch %d; best epoch %d", epoch, best_epoch)
+                    break
+
+        if best_weights is not None:
+            self.network.set_weights(best_weights)
+        self.network.clear_cache()
+        return history, best_epoch
+
+    def _train_step(self, batch_faces, batch_labels, optimizer, class_weights, dtype):
+        if self.augmenter is not None:
+            batch_faces = self.augmenter(batch_faces, self.rng)
+        batch = normalize(batch_faces, self.options["normalization"]).astype(dtype, copy=False)
+        logits = self.network.forward(batch[..., None], training=True)
+        sample_weight = None if class_weights is None else class_weights[batch_labels]
+        loss, grad_logits, probabilities = softmax_cross_entropy(logits, batch_labels, sample_weight)
+        if not np.isfinite(loss):
+            raise FloatingPointError(
+                f"the training loss became {loss}; lower learning_rate "
+                f"(now {self.options['learning_rate']}) or check the input data"
+            )
+        self.network.backward(grad_logits)
+        optimizer.step(self.network.params_and_grads())
+        return loss, probabilities
+
+    def _validate(self, faces, labels, class_weights, dtype):
+        logits = predict_logits(self.network, faces, self.options["normalization"], dtype)
+        sample_weight = None if class_weights is None else class_weights[labels]
+        loss, _, probabilities = softmax_cross_entropy(logits, labels, sample_weight)
+        predictions = probabilities.argmax(axis=1)
+        return {
+            "val_loss": loss,
+            "val_accuracy": float(np.mean(predictions == labels)),
+            "val_balanced_accuracy": balanced_accuracy_of(labels, predictions),
+        }
+
+    def _progress(self, total, description):
+        if self.progress_factory is None:
+            return None
+        return self.progress_factory(total, description)
+
+
+def _format_record(record):
+    text = (
+        f"epoch {record['epoch']}: loss {record['loss']:.4f}, "
+        f"accuracy {record['accuracy']:.4f}, balanced {record['balanced_accuracy']:.4f}"
+    )
+    if "val_loss" in record:
+        text += (
+            f"; validation loss {record['val_loss']:.4f}, accuracy {record['val_accuracy']:.4f}, "
+            f"balanced {record['val_balanced_accuracy']:.4f}"
+        )
+    return text + f" ({record['seconds']:.1f} s)"
+
+
+__all__ = ["Trainer", "predict_logits", "softmax", "stratified_split"]

@@ -1,0 +1,597 @@
+"""Stride-1 2-d convolution kernels (channels-last), forward and backward.
+
+Conventions
+-----------
+- Layout is channels-last and C-contiguous:
+  x (n_samples, height, width, n_channels),
+  weights (kernel_size, kernel_size, n_channels, n_filters),
+  bias (n_filters,), out and grad_output
+  (n_samples, out_height, out_width, n_filters).
+- A patch is the kernel_size * kernel_size * n_channels input values under
+  one output position, in (dy, dx, channel) order, which is also the row
+  order of ``weights.reshape(patch_size, n_filters)``.
+- The def functions check every argument while they hold the GIL and copy
+  inputs that are not C-contiguous. The cdef helpers assume valid input and
+  run without bounds checks.
+- Inputs are read through const memoryviews and never written. Every output
+  is a new array allocated here.
+- ``floating`` is float or double; all arrays of one call share it.
+- Loops run under ``prange(schedule="static", num_threads=n_threads)``. Each
+  iteration owns one output row, so no two threads write the same element.
+- Two strategies, chosen by patch size (see DIRECT_MAX_PATCH_SIZE):
+  direct loops for small patches, and im2col followed by np.matmul for large
+  ones. np.matmul runs in the BLAS thread pool, whose size n_threads does not
+  set (use threadpoolctl for that).
+"""
+
+import numpy as np
+
+cimport numpy as cnp
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.string cimport memcpy, memset
+
+from _checks cimport (
+    check_float_array,
+    check_same_dtype,
+    thread_count,
+)
+
+cnp.import_array()
+
+# Patches of at most this many values use the direct loops; larger ones use
+# im2col + np.matmul.
+DIRECT_MAX_PATCH_SIZE = 32
+
+
+cdef struct ConvGeometry:
+    Py_ssize_t n_samples
+    Py_ssize_t height
+    Py_ssize_t width
+    Py_ssize_t n_channels
+    Py_ssize_t kernel_size
+    Py_ssize_t n_filters
+    Py_ssize_t pad_top
+    Py_ssize_t pad_left
+    Py_ssize_t out_height
+    Py_ssize_t out_width
+    Py_ssize_t patch_size
+
+
+# ---------------------------------------------------------------------------
+# Argument checks
+# ---------------------------------------------------------------------------
+
+cdef tuple _check_conv_inputs(object x, object weights, str func_name):
+    cdef cnp.ndarray x_array, weights_array
+
+    x_array = check_float_array(
+        x, "x", 4, "(n_samples, height, width, n_channels)", func_name
+    )
+    weights_array = check_float_array(
+        weights, "weights", 4,
+        "(kernel_size, kernel_size, n_channels, n_filters)", func_name
+    )
+    check_same_dtype(x_array, "x", weights_array, "weights", func_name)
+
+    cdef cnp.npy_intp* x_shape = cnp.PyArray_DIMS(x_array)
+    cdef cnp.npy_intp* w_shape = cnp.PyArray_DIMS(weights_array)
+    if w_shape[0] != w_shape[1] or w_shape[0] < 1:
+        raise ValueError(
+            f"{func_name}: weights must hold a square kernel of size >= 1, shape "
+            f"(kernel_size, kernel_size, n_channels, n_filters); got shape "
+            f"{weights_array.shape}."
+        )
+    if w_shape[3] < 1:
+        raise ValueError(
+            f"{func_name}: weights must hold at least one filter; got shape "
+            f"{weights_array.shape}."
+        )
+    if x_shape[1] < 1 or x_shape[2] < 1 or x_shape[3] < 1:
+        raise ValueError(
+            f"{func_name}: x must have height, width and n_channels >= 1; got "
+            f"shape {x_array.shape}."
+        )
+    if x_shape[3] != w_shape[2]:
+        raise ValueError(
+            f"{func_name}: x has {x_shape[3]} channels but weights expect "
+            f"{w_shape[2]} (weights shape {weights_array.shape})."
+        )
+    return x_array, weights_array
+
+
+cdef int _fill_geometry(
+    ConvGeometry* geometry, cnp.ndarray x, cnp.ndarray weights,
+    object padding, str func_name
+) except -1:
+    """Fill geometry from checked x and weights and the padding name."""
+    cdef cnp.npy_intp* x_shape = cnp.PyArray_DIMS(x)
+    cdef cnp.npy_intp* w_shape = cnp.PyArray_DIMS(weights)
+    cdef Py_ssize_t kernel_size = w_shape[0]
+    cdef Py_ssize_t pad_before, pad_after
+
+    if padding == "valid" and isinstance(padding, str):
+        pad_before = 0
+        pad_after = 0
+    elif padding == "same" and isinstance(padding, str):
+        pad_before = (kernel_size - 1) // 2
+        pad_after = kernel_size - 1 - pad_before
+    else:
+        raise ValueError(
+            f"{func_name}: padding must be 'valid' or 'same'; got {padding!r}."
+        )
+
+    geometry.n_samples = x_shape[0]
+    geometry.height = x_shape[1]
+    geometry.width = x_shape[2]
+    geometry.n_channels = x_shape[3]
+    geometry.kernel_size = kernel_size
+    geometry.n_filters = w_shape[3]
+    geometry.pad_top = pad_before
+    geometry.pad_left = pad_before
+    geometry.out_height = geometry.height + pad_before + pad_after - kernel_size + 1
+    geometry.out_width = geometry.width + pad_before + pad_after - kernel_size + 1
+    geometry.patch_size = kernel_size * kernel_size * geometry.n_channels
+    if geometry.out_height < 1 or geometry.out_width < 1:
+        raise ValueError(
+            f"{func_name}: a {kernel_size}x{kernel_size} kernel does not fit in "
+            f"an image of height {geometry.height} and width {geometry.width} "
+            f"with padding {padding!r}; use padding='same' or a smaller kernel."
+        )
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Helpers: one output row (or input row) per call
+# ---------------------------------------------------------------------------
+
+cdef inline void _im2col_row(
+    const floating* x, floating* cols, const ConvGeometry* g,
+    Py_ssize_t sample, Py_ssize_t out_y
+) noexcept nogil:
+    """Copy the patches of one output row into consecutive rows of cols."""
+    cdef Py_ssize_t kernel_row_size = g.kernel_size * g.n_channels
+    cdef Py_ssize_t out_x, dy, dx, in_y, in_x, x_start
+    cdef floating* col = cols + (sample * g.out_height + out_y) * g.out_width * g.patch_size
+    cdef floating* dst
+    cdef const floating* src_row
+
+    for out_x in range(g.out_width):
+        x_start = out_x - g.pad_left
+        for dy in range(g.kernel_size):
+            in_y = out_y + dy - g.pad_top
+            dst = col + dy * kernel_row_size
+            if in_y < 0 or in_y >= g.height:
+                memset(dst, 0, kernel_row_size * sizeof(floating))
+                continue
+            src_row = x + (sample * g.height + in_y) * g.width * g.n_channels
+            if x_start >= 0 and x_start + g.kernel_size <= g.width:
+                # In channels-last, one kernel row of a patch is contiguous.
+                memcpy(dst, src_row + x_start * g.n_channels,
+                       kernel_row_size * sizeof(floating))
+                continue
+            for dx in range(g.kernel_size):
+                in_x = x_start + dx
+                if in_x < 0 or in_x >= g.width:
+                    memset(dst + dx * g.n_channels, 0,
+                           g.n_channels * sizeof(floating))
+                else:
+                    memcpy(dst + dx * g.n_channels, src_row + in_x * g.n_channels,
+                           g.n_channels * sizeof(floating))
+        col += g.patch_size
+
+
+cdef inline void _col2im_row(
+    const floating* grad_cols, floating* grad_input, const ConvGeometry* g,
+    Py_ssize_t sample, Py_ssize_t in_y
+) noexcept nogil:
+    """Sum into one input row every patch gradient that covers it.
+
+    Gathering per input position (instead of scattering per patch) lets rows
+    run in parallel without two threads adding to the same element.
+    """
+    cdef Py_ssize_t in_x, dy, dx, out_y, out_x, channel
+    cdef floating* target
+    cdef const floating* src
+
+    for in_x in range(g.width):
+        target = grad_input + ((sample * g.height + in_y) * g.width + in_x) * g.n_channels
+        memset(target, 0, g.n_channels * sizeof(floating))
+        for dy in range(g.kernel_size):
+            out_y = in_y + g.pad_top - dy
+            if out_y < 0 or out_y >= g.out_height:
+                continue
+            for dx in range(g.kernel_size):
+                out_x = in_x + g.pad_left - dx
+                if out_x < 0 or out_x >= g.out_width:
+                    continue
+                src = (grad_cols
+                       + ((sample * g.out_height + out_y) * g.out_width + out_x) * g.patch_size
+                       + (dy * g.kernel_size + dx) * g.n_channels)
+                for channel in range(g.n_channels):
+                    target[channel] += src[channel]
+
+
+cdef inline void _forward_direct_row(
+    const floating* x, const floating* weights, const floating* bias,
+    floating* out, const ConvGeometry* g, Py_ssize_t sample, Py_ssize_t out_y
+) noexcept nogil:
+    """Compute one output row directly, for small patches.
+
+    The innermost loop runs over n_filters, contiguous in both weights and
+    out, so the compiler vectorises it.
+    """
+    cdef Py_ssize_t n_filters = g.n_filters
+    cdef Py_ssize_t out_x, dy, dx, in_y, in_x, channel, filter_idx
+    cdef floating value
+    cdef floating* out_pixel
+    cdef const floating* src
+    cdef const floating* weight_row
+
+    for out_x in range(g.out_width):
+        out_pixel = out + ((sample * g.out_height + out_y) * g.out_width + out_x) * n_filters
+        for filter_idx in range(n_filters):
+            out_pixel[filter_idx] = bias[filter_idx]
+        for dy in range(g.kernel_size):
+            in_y = out_y + dy - g.pad_top
+            if in_y < 0 or in_y >= g.height:
+                continue
+            for dx in range(g.kernel_size):
+                in_x = out_x + dx - g.pad_left
+                if in_x < 0 or in_x >= g.width:
+                    continue
+                src = x + ((sample * g.height + in_y) * g.width + in_x) * g.n_channels
+                weight_row = weights + (dy * g.kernel_size + dx) * g.n_channels * n_filters
+                for channel in range(g.n_channels):
+                    value = src[channel]
+                    for filter_idx in range(n_filters):
+                        out_pixel[filter_idx] += value * weight_row[filter_idx]
+                    weight_row += n_filters
+
+
+cdef inline void _grad_weights_direct_row(
+    const floating* x, const floating* grad_output, floating* row_grad_weights,
+    floating* row_grad_bias, const ConvGeometry* g, Py_ssize_t sample,
+    Py_ssize_t out_y
+) noexcept nogil:
+    """Add the weight and bias gradients of one output row to the buffers."""
+    cdef Py_ssize_t n_filters = g.n_filters
+    cdef Py_ssize_t out_x, dy, dx, in_y, in_x, channel, filter_idx
+    cdef floating value
+    cdef const floating* grad_pixel
+    cdef const floating* src
+    cdef floating* grad_row
+
+    for out_x in range(g.out_width):
+        grad_pixel = grad_output + ((sample * g.out_height + out_y) * g.out_width + out_x) * n_filters
+        for filter_idx in range(n_filters):
+            row_grad_bias[filter_idx] += grad_pixel[filter_idx]
+        for dy in range(g.kernel_size):
+            in_y = out_y + dy - g.pad_top
+            if in_y < 0 or in_y >= g.height:
+                continue
+            for dx in range(g.kernel_size):
+                in_x = out_x + dx - g.pad_left
+                if in_x < 0 or in_x >= g.width:
+                    continue
+                src = x + ((sample * g.height + in_y) * g.width + in_x) * g.n_channels
+                grad_row = row_grad_weights + (dy * g.kernel_size + dx) * g.n_channels * n_filters
+                for channel in range(g.n_channels):
+                    value = src[channel]
+                    for filter_idx in range(n_filters):
+                        grad_row[filter_idx] += value * grad_pixel[filter_idx]
+                    grad_row += n_filters
+
+
+cdef inline void _add_row_to(
+    floating* total, floating* row, Py_ssize_t size
+) noexcept nogil:
+    """Add row into total and reset row to zero."""
+    cdef Py_ssize_t idx
+    for idx in range(size):
+        total[idx] += row[idx]
+        row[idx] = 0
+
+
+# ---------------------------------------------------------------------------
+# Forward
+# ---------------------------------------------------------------------------
+
+cdef void _forward_direct(
+    const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] weights,
+    const floating[::1] bias, floating[:, :, :, ::1] out,
+    const ConvGeometry* g, int n_threads
+) noexcept:
+    cdef Py_ssize_t row
+    cdef Py_ssize_t n_rows = g.n_samples * g.out_height
+    cdef const floating* x_data = &x[0, 0, 0, 0]
+    cdef const floating* weights_data = &weights[0, 0, 0, 0]
+    cdef const floating* bias_data = &bias[0]
+    cdef floating* out_data = &out[0, 0, 0, 0]
+
+    with nogil:
+        for row in prange(n_rows, schedule="static", num_threads=n_threads,
+                          use_threads_if=n_threads > 1):
+            _forward_direct_row(x_data, weights_data, bias_data, out_data, g,
+                                row // g.out_height, row % g.out_height)
+
+
+cdef void _im2col(
+    const floating[:, :, :, ::1] x, floating[:, ::1] cols,
+    const ConvGeometry* g, int n_threads
+) noexcept:
+    cdef Py_ssize_t row
+    cdef Py_ssize_t n_rows = g.n_samples * g.out_height
+    cdef const floating* x_data = &x[0, 0, 0, 0]
+    cdef floating* cols_data = &cols[0, 0]
+
+    with nogil:
+        for row in prange(n_rows, schedule="static", num_threads=n_threads,
+                          use_threads_if=n_threads > 1):
+            _im2col_row(x_data, cols_data, g, row // g.out_height, row % g.out_height)
+
+
+cdef void _add_bias(
+    floating[:, ::1] out, const floating[::1] bias, int n_threads
+) noexcept:
+    cdef Py_ssize_t row, filter_idx
+    cdef Py_ssize_t n_rows = out.shape[0]
+    cdef Py_ssize_t n_filters = out.shape[1]
+    cdef floating* out_data = &out[0, 0]
+    cdef const floating* bias_data = &bias[0]
+
+    with nogil:
+        for row in prange(n_rows, schedule="static", num_threads=n_threads,
+                          use_threads_if=n_threads > 1):
+            for filter_idx in range(n_filters):
+                out_data[row * n_filters + filter_idx] += bias_data[filter_idx]
+
+
+def conv2d_forward(x, weights, bias, padding="valid", n_threads=1):
+    """Compute a stride-1 2-d convolution (cross-correlation) plus bias.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_samples, height, width, n_channels)
+    weights : ndarray of shape (kernel_size, kernel_size, n_channels, n_filters)
+    bias : ndarray of shape (n_filters,)
+    padding : {"valid", "same"}, default="valid"
+        "same" pads (kernel_size - 1) // 2 zeros before and the rest after,
+        so the output keeps the input's height and width.
+    n_threads : int, default=1
+        OpenMP threads for the loops written here.
+
+    Returns
+    -------
+    out : ndarray of shape (n_samples, out_height, out_width, n_filters)
+    """
+    cdef str func_name = "conv2d_forward"
+    cdef cnp.ndarray x_array, weights_array, bias_array, out, cols
+    cdef ConvGeometry g
+    cdef int threads
+    cdef bint is_float32
+
+    x_array, weights_array = _check_conv_inputs(x, weights, func_name)
+    bias_array = check_float_array(bias, "bias", 1, "(n_filters,)", func_name)
+    check_same_dtype(x_array, "x", bias_array, "bias", func_name)
+    _fill_geometry(&g, x_array, weights_array, padding, func_name)
+    if cnp.PyArray_DIMS(bias_array)[0] != g.n_filters:
+        raise ValueError(
+            f"{func_name}: bias must have shape ({g.n_filters},) to match weights; "
+            f"got shape {bias_array.shape}."
+        )
+    threads = thread_count(n_threads, g.n_samples * g.out_height, func_name)
+    is_float32 = cnp.PyArray_TYPE(x_array) == cnp.NPY_FLOAT32
+
+    out = np.empty((g.n_samples, g.out_height, g.out_width, g.n_filters),
+                   dtype=x_array.dtype)
+    if g.n_samples == 0:
+        return out
+
+    if g.patch_size <= DIRECT_MAX_PATCH_SIZE:
+        if is_float32:
+            _forward_direct[float](x_array, weights_array, bias_array, out, &g, threads)
+        else:
+            _forward_direct[double](x_array, weights_array, bias_array, out, &g, threads)
+        return out
+
+    cols = np.empty((g.n_samples * g.out_height * g.out_width, g.patch_size),
+                    dtype=x_array.dtype)
+    out_2d = out.reshape(-1, g.n_filters)
+    if is_float32:
+        _im2col[float](x_array, cols, &g, threads)
+    else:
+        _im2col[double](x_array, cols, &g, threads)
+    np.matmul(cols, weights_array.reshape(g.patch_size, g.n_filters), out=out_2d)
+    if is_float32:
+        _add_bias[float](out_2d, bias_array, threads)
+    else:
+        _add_bias[double](out_2d, bias_array, threads)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Backward
+# ---------------------------------------------------------------------------
+
+cdef void _grad_weights_direct(
+    const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] grad_output,
+    floating[:, ::1] partial_weights, floating[:, ::1] partial_bias,
+    floating[:, ::1] row_buffer, const ConvGeometry* g, int n_chunks
+) noexcept:
+    """Sum weight and bias gradients per chunk of output rows.
+
+    Chunk i owns row i of partial_weights, partial_bias and row_buffer, so
+    threads never share an accumulator. Each output row is first summed on
+    its own, which keeps float32 rounding error close to that of a pairwise
+    sum for large batches.
+    """
+    cdef Py_ssize_t chunk, row, row_start, row_stop
+    cdef Py_ssize_t n_rows = g.n_samples * g.out_height
+    cdef Py_ssize_t weights_size = g.patch_size * g.n_filters
+    cdef const floating* x_data = &x[0, 0, 0, 0]
+    cdef const floating* grad_data = &grad_output[0, 0, 0, 0]
+    cdef floating* weights_total
+    cdef floating* bias_total
+    cdef floating* weights_row
+    cdef floating* bias_row
+
+    with nogil:
+        for chunk in prange(n_chunks, schedule="static", num_threads=n_chunks,
+                            use_threads_if=n_chunks > 1):
+            row_start = chunk * n_rows // n_chunks
+            row_stop = (chunk + 1) * n_rows // n_chunks
+            weights_total = &partial_weights[chunk, 0]
+            bias_total = &partial_bias[chunk, 0]
+            weights_row = &row_buffer[chunk, 0]
+            bias_row = weights_row + weights_size
+            for row in range(row_start, row_stop):
+                _grad_weights_direct_row(x_data, grad_data, weights_row, bias_row, g,
+                                         row // g.out_height, row % g.out_height)
+                _add_row_to(weights_total, weights_row, weights_size)
+                _add_row_to(bias_total, bias_row, g.n_filters)
+
+
+cdef void _sum_rows(
+    const floating[:, ::1] values, floating[:, ::1] partial_sums,
+    floating[:, ::1] row_buffer, Py_ssize_t block_size, int n_chunks
+) noexcept:
+    """Sum the rows of values into partial_sums, one row per chunk.
+
+    Rows are summed in blocks of block_size before they reach the chunk
+    total, for the same rounding reason as in _grad_weights_direct.
+    """
+    cdef Py_ssize_t chunk, block, row, row_stop, block_start, block_stop, idx
+    cdef Py_ssize_t n_columns = values.shape[1]
+    cdef Py_ssize_t n_blocks = (values.shape[0] + block_size - 1) // block_size
+    cdef const floating* values_data = &values[0, 0]
+    cdef floating* total
+    cdef floating* block_sum
+
+    with nogil:
+        for chunk in prange(n_chunks, schedule="static", num_threads=n_chunks,
+                            use_threads_if=n_chunks > 1):
+            total = &partial_sums[chunk, 0]
+            block_sum = &row_buffer[chunk, 0]
+            block_start = chunk * n_blocks // n_chunks
+            block_stop = (chunk + 1) * n_blocks // n_chunks
+            for block in range(block_start, block_stop):
+                row_stop = min((block + 1) * block_size, values.shape[0])
+                for row in range(block * block_size, row_stop):
+                    for idx in range(n_columns):
+                        block_sum[idx] += values_data[row * n_columns + idx]
+                _add_row_to(total, block_sum, n_columns)
+
+
+cdef void _col2im(
+    const floating[:, ::1] grad_cols, floating[:, :, :, ::1] grad_input,
+    const ConvGeometry* g, int n_threads
+) noexcept:
+    cdef Py_ssize_t row
+    cdef Py_ssize_t n_rows = g.n_samples * g.height
+    cdef const floating* grad_cols_data = &grad_cols[0, 0]
+    cdef floating* grad_input_data = &grad_input[0, 0, 0, 0]
+
+    with nogil:
+        for row in prange(n_rows, schedule="static", num_threads=n_threads,
+                          use_threads_if=n_threads > 1):
+            _col2im_row(grad_cols_data, grad_input_data, g,
+                        row // g.height, row % g.height)
+
+
+def conv2d_backward(x, weights, grad_output, padding="valid",
+                    need_grad_input=True, n_threads=1):
+    """Compute the gradients of :func:`conv2d_forward`.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_samples, height, width, n_channels)
+    weights : ndarray of shape (kernel_size, kernel_size, n_channels, n_filters)
+    grad_output : ndarray of shape (n_samples, out_height, out_width, n_filters)
+    padding : {"valid", "same"}, default="valid"
+    need_grad_input : bool, default=True
+        When False, ``grad_input`` is not computed and None is returned; the
+        first layer of a network needs no input gradient.
+    n_threads : int, default=1
+        OpenMP threads for the loops written here.
+
+    Returns
+    -------
+    grad_input : ndarray of shape (n_samples, height, width, n_channels) or None
+    grad_weights : ndarray of shape (kernel_size, kernel_size, n_channels, n_filters)
+    grad_bias : ndarray of shape (n_filters,)
+    """
+    cdef str func_name = "conv2d_backward"
+    cdef cnp.ndarray x_array, weights_array, grad_array, cols, grad_cols
+    cdef cnp.ndarray grad_input, grad_weights, grad_bias, partial_weights
+    cdef cnp.ndarray partial_bias, row_buffer
+    cdef cnp.npy_intp* grad_shape
+    cdef ConvGeometry g
+    cdef int threads, n_chunks
+    cdef bint is_float32
+
+    x_array, weights_array = _check_conv_inputs(x, weights, func_name)
+    grad_array = check_float_array(
+        grad_output, "grad_output", 4,
+        "(n_samples, out_height, out_width, n_filters)", func_name
+    )
+    check_same_dtype(x_array, "x", grad_array, "grad_output", func_name)
+    _fill_geometry(&g, x_array, weights_array, padding, func_name)
+    grad_shape = cnp.PyArray_DIMS(grad_array)
+    if (grad_shape[0] != g.n_samples or grad_shape[1] != g.out_height
+            or grad_shape[2] != g.out_width or grad_shape[3] != g.n_filters):
+        expected_shape = (g.n_samples, g.out_height, g.out_width, g.n_filters)
+        raise ValueError(
+            f"{func_name}: grad_output must have shape {expected_shape} to match "
+            f"x, weights and padding {padding!r}; got shape {grad_array.shape}."
+        )
+    threads = thread_count(n_threads, g.n_samples * g.out_height, func_name)
+    is_float32 = cnp.PyArray_TYPE(x_array) == cnp.NPY_FLOAT32
+    dtype = x_array.dtype
+
+    if g.n_samples == 0:
+        grad_input = np.zeros_like(x_array) if need_grad_input else None
+        return grad_input, np.zeros_like(weights_array), np.zeros(g.n_filters, dtype=dtype)
+
+    grad_2d = grad_array.reshape(-1, g.n_filters)
+    n_chunks = threads
+    if g.patch_size <= DIRECT_MAX_PATCH_SIZE:
+        partial_weights = np.zeros((n_chunks, g.patch_size * g.n_filters), dtype=dtype)
+        partial_bias = np.zeros((n_chunks, g.n_filters), dtype=dtype)
+        row_buffer = np.zeros((n_chunks, (g.patch_size + 1) * g.n_filters), dtype=dtype)
+        if is_float32:
+            _grad_weights_direct[float](x_array, grad_array, partial_weights,
+                                        partial_bias, row_buffer, &g, n_chunks)
+        else:
+            _grad_weights_direct[double](x_array, grad_array, partial_weights,
+                                         partial_bias, row_buffer, &g, n_chunks)
+        grad_weights = partial_weights.sum(axis=0).reshape(weights_array.shape)
+        grad_bias = partial_bias.sum(axis=0)
+    else:
+        cols = np.empty((g.n_samples * g.out_height * g.out_width, g.patch_size),
+                        dtype=dtype)
+        if is_float32:
+            _im2col[float](x_array, cols, &g, threads)
+        else:
+            _im2col[double](x_array, cols, &g, threads)
+        grad_weights = np.empty_like(weights_array)
+        np.matmul(cols.T, grad_2d,
+                  out=grad_weights.reshape(g.patch_size, g.n_filters))
+        partial_bias = np.zeros((n_chunks, g.n_filters), dtype=dtype)
+        row_buffer = np.zeros((n_chunks, g.n_filters), dtype=dtype)
+        if is_float32:
+            _sum_rows[float](grad_2d, partial_bias, row_buffer, g.out_width, n_chunks)
+        else:
+            _sum_rows[double](grad_2d, partial_bias, row_buffer, g.out_width, n_chunks)
+        grad_bias = partial_bias.sum(axis=0)
+
+    if not need_grad_input:
+        return None, grad_weights, grad_bias
+
+    grad_cols = np.matmul(grad_2d, weights_array.reshape(g.patch_size, g.n_filters).T)
+    grad_input = np.empty_like(x_array)
+    if is_float32:
+        _col2im[float](grad_cols, grad_input, &g, threads)
+    else:
+        _col2im[double](grad_cols, grad_input, &g, threads)
+    return grad_input, grad_weights, grad_bias

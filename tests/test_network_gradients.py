@@ -1,0 +1,144 @@
+"""Gradients of every layer, the loss and a whole network against central finite differences."""
+
+import numpy as np
+import pytest
+
+from csmile.nn import Dense, Dropout, Flatten, MaxPool2D, ReLU, build_network, softmax_cross_entropy
+from csmile.nn.layers import Conv2D
+
+EPSILON = 1e-6
+TOLERANCE = 1e-6
+
+
+def numerical_gradient(function, array):
+    """Return d function() / d array by central differences, perturbing ``array`` in place."""
+    grad = np.zeros_like(array)
+    flat = array.reshape(-1)
+    grad_flat = grad.reshape(-1)
+    for index in range(flat.size):
+        saved = flat[index]
+        flat[index] = saved + EPSILON
+        plus = function()
+        flat[index] = saved - EPSILON
+        minus = function()
+        flat[index] = saved
+        grad_flat[index] = (plus - minus) / (2 * EPSILON)
+    return grad
+
+
+def check_layer(layer, x, rng):
+    """Compare the analytic input and parameter gradients of ``layer`` with numerical ones."""
+    projection = rng.standard_normal(layer.forward(x, training=True).shape)
+
+    def objective():
+        return float(np.sum(layer.forward(x, training=True) * projection))
+
+    layer.forward(x, training=True)
+    grad_input = layer.backward(projection.copy())
+    analytic_params = {name: grad.copy() for name, grad in layer.grads.items()}
+    if grad_input is not None:
+        np.testing.assert_allclose(grad_input, numerical_gradient(objective, x), rtol=TOLERANCE, atol=TOLERANCE)
+    for name, param in layer.params.items():
+        np.testing.assert_allclose(
+            analytic_params[name], numerical_gradient(objective, param), rtol=TOLERANCE, atol=TOLERANCE,
+            err_msg=f"gradient of {name}",
+        )
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_conv_layer_gradients(padding, rng):
+    layer = Conv2D(2, 3, kernel_size=3, padding=padding, dtype=np.float64, rng=0)
+    check_layer(layer, rng.standard_normal((2, 5, 6, 2)), rng)
+
+
+def test_first_conv_layer_skips_input_gradient(rng):
+    layer = Conv2D(1, 2, kernel_size=3, first=True, dtype=np.float64, rng=0)
+    x = rng.standard_normal((1, 5, 5, 1))
+    out = layer.forward(x, training=True)
+    assert layer.backward(np.ones_like(out)) is None
+
+
+def test_maxpool_layer_gradients(rng):
+    # Distinct values keep every window's maximum unique, so the finite
+    # difference does not cross a tie.
+    x = rng.permutation(2 * 6 * 7 * 3).reshape(2, 6, 7, 3).astype(np.float64)
+    check_layer(MaxPool2D(2), x, rng)
+
+
+def test_relu_layer_gradients(rng):
+    x = rng.standard_normal((3, 7))
+    x[np.abs(x) < 0.01] = 0.5  # keep finite differences away from the kink at 0
+    check_layer(ReLU(), x, rng)
+
+
+def test_dense_layer_gradients(rng):
+    check_layer(Dense(5, 3, dtype=np.float64, rng=0), rng.standard_normal((4, 5)), rng)
+
+
+def test_flatten_round_trip(rng):
+    layer = Flatten()
+    x = rng.standard_normal((2, 3, 4, 5))
+    out = layer.forward(x, training=True)
+    assert out.shape == (2, 60)
+    np.testing.assert_array_equal(layer.backward(out), x)
+
+
+def test_dropout_scales_kept_units(rng):
+    layer = Dropout(0.25, rng=0)
+    x = np.ones((200, 50), dtype=np.float32)
+    out = layer.forward(x, training=True)
+    kept = out != 0
+    np.testing.assert_allclose(out[kept], 1 / 0.75)
+    assert 0.7 < kept.mean() < 0.8
+    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), out)
+
+
+def test_dropout_passes_through_at_inference():
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_array_equal(Dropout(0.5, rng=0).forward(x, training=False), x)
+
+
+def test_cross_entropy_gradient(rng):
+    logits = rng.standard_normal((5, 2))
+    labels = np.array([0, 1, 1, 0, 1])
+    weights = rng.random(5) + 0.5
+    _, grad, _ = softmax_cross_entropy(logits, labels, weights)
+
+    def objective():
+        return softmax_cross_entropy(logits, labels, weights)[0]
+
+    np.testing.assert_allclose(grad, numerical_gradient(objective, logits), rtol=TOLERANCE, atol=1e-9)
+
+
+def test_cross_entropy_worked_example():
+    # logits (0, log 3): softmax is (1/4, 3/4); the loss of label 1 is -log(3/4).
+    logits = np.array([[0.0, np.log(3.0)]])
+    loss, grad, probabilities = softmax_cross_entropy(logits, np.array([1]))
+    np.testing.assert_allclose(probabilities, [[0.25, 0.75]])
+    assert loss == pytest.approx(-np.log(0.75))
+    np.testing.assert_allclose(grad, [[0.25, -0.25]])
+
+
+def test_cross_entropy_large_logits_stay_finite():
+    loss, grad, _ = softmax_cross_entropy(np.array([[1000.0, -1000.0]]), np.array([0]))
+    assert np.isfinite(loss)
+    assert np.all(np.isfinite(grad))
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_whole_network_gradients(padding, rng):
+    network = build_network((12, 14, 1), (2, 3), 3, padding, (4,), 0.0, rng=1, dtype=np.float64)
+    x = rng.standard_normal((3, 12, 14, 1))
+    labels = np.array([0, 1, 1])
+
+    def objective():
+        return softmax_cross_entropy(network.forward(x, training=True), labels)[0]
+
+    _, grad_logits, _ = softmax_cross_entropy(network.forward(x, training=True), labels)
+    network.backward(grad_logits)
+    for (layer_idx, name), param, grad in network.params_and_grads():
+        analytic = grad.copy()
+        np.testing.assert_allclose(
+            analytic, numerical_gradient(objective, param), rtol=1e-5, atol=1e-7,
+            err_msg=f"layer {layer_idx} {name}",
+        )
