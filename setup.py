@@ -91,7 +91,7 @@ def make_extensions():
         )
         for name in KERNEL_MODULES
     ]
-    return cythonize(extensions, compiler_directives=directives)
+    return cythonize(extensions, compiler_directives=directives, include_path=["src_c"])
 
 
 setup(ext_modules=make_extensions(), cmdclass={"build_ext": BuildExtWithOpenMP})

@@ -73,12 +73,12 @@ def _check_same_length(first, second, first_name, second_name):
         raise ValueError(f"{first_name} is empty; at least one sample is required.")
 
 
-def _check_both_classes(y_true, what):
+def _check_both_classes(y_true, metric_name):
     n_positive = int(y_true.sum())
     if n_positive == 0 or n_positive == y_true.shape[0]:
         present = int(y_true[0])
         raise ValueError(
-            f"{what} needs samples of both classes in y_true, but every sample has label {present}."
+            f"{metric_name} needs samples of both classes in y_true, but every sample has label {present}."
         )
 
 
@@ -354,12 +354,16 @@ class EvaluationReport:
         Returns
         -------
         list of dict
-            Keys: ``name``; ``n_predicted`` (samples predicted as this
-            class); ``n_correct`` (of those, how many truly are); ``n_true``
-            (samples of this class); ``precision`` (``n_correct /
-            n_predicted``, None when nothing was predicted as this class);
-            ``recall`` (``n_correct / n_true``, None when the class has no
-            sample).
+            One dict per class, with the keys:
+
+            - ``name``: the class name.
+            - ``n_predicted``: samples predicted as this class.
+            - ``n_correct``: of those, the samples that belong to it.
+            - ``n_true``: samples of this class.
+            - ``precision``: ``n_correct / n_predicted``, or None when no
+              sample was predicted as this class.
+            - ``recall``: ``n_correct / n_true``, or None when the class has
+              no sample.
         """
         rows = []
         for class_idx, name in enumerate(self.class_names):

@@ -267,7 +267,7 @@ def plot_roc(fpr, tpr, auc, path, title=None):
     figure = _new_figure(5, 5)
     axes = figure.subplots()
     label = "ROC curve" if auc is None else f"ROC curve (AUC = {auc:.4f})"
-    axes.plot(fpr, tpr, drawstyle="default", label=label)
+    axes.plot(fpr, tpr, label=label)
     axes.plot([0, 1], [0, 1], color="gray", linestyle="--", label="chance")
     axes.set_xlim(0, 1)
     axes.set_ylim(0, 1.01)

@@ -102,6 +102,7 @@ class ProgressBar:
         self.closed = False
         self._start_time = time.monotonic()
         self._last_draw_time = None
+        self._last_drawn_state = None
         self._last_line_width = 0
 
     def __enter__(self):
@@ -122,12 +123,16 @@ class ProgressBar:
         self._draw_if_due()
 
     def close(self):
-        """Draw the final state and end the line; later calls do nothing."""
+        """Draw the final state unless it is shown already, then end the line.
+
+        Later calls do nothing.
+        """
         if self.closed:
             return
         self.closed = True
         if self.visible:
-            self._draw()
+            if self._last_drawn_state != (self.n, self.postfix):
+                self._draw()
             self.stream.write("\n")
             self.stream.flush()
 
@@ -146,6 +151,7 @@ class ProgressBar:
     def _draw(self, now=None):
         now = time.monotonic() if now is None else now
         self._last_draw_time = now
+        self._last_drawn_state = (self.n, self.postfix)
         line = self.format_line(now - self._start_time)
         # Trailing spaces erase what remains of a longer previous line.
         padding = max(0, self._last_line_width - len(line))

@@ -44,7 +44,7 @@ cdef inline cnp.ndarray check_float_array(
     if cnp.PyArray_NDIM(result) != ndim:
         raise ValueError(
             f"{func_name}: {name} must have {ndim} dimensions {shape_text}; "
-            f"got shape {result.shape}."
+            f"got shape {(<object>result).shape}."
         )
     if not (
         cnp.PyArray_IS_C_CONTIGUOUS(result)

@@ -9,11 +9,6 @@ import pytest
 from csmile import metrics
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(20190)
-
-
 def naive_auc(y_true, scores):
     """Mann-Whitney AUC by comparing every positive with every negative."""
     positives = [s for s, y in zip(scores, y_true) if y == 1]
@@ -124,7 +119,7 @@ def test_roc_curve_hand_case():
 
 
 def test_roc_curve_ties_move_together():
-    # Scores 0.5 are shared by one positive and one negative: one diagonal step.
+    # Score 0.5 belongs to one positive and one negative, so the curve takes one diagonal step.
     fpr, tpr, thresholds = metrics.roc_curve([1, 0, 1, 0], [0.9, 0.5, 0.5, 0.1])
     assert thresholds.tolist() == [np.inf, 0.9, 0.5, 0.1]
     assert fpr.tolist() == [0.0, 0.0, 0.5, 1.0]

@@ -391,8 +391,9 @@ def normalize(faces, method="standardize"):
     >>> import numpy as np
     >>> from csmile.data import normalize
     >>> faces = np.array([[[0.0, 100.0], [100.0, 200.0]]])
-    >>> normalize(faces).round(3).tolist()
-    [[[-1.414, 0.0], [0.0, 1.414]]]
+    >>> normalized = normalize(faces)
+    >>> round(float(normalized.mean()), 3), round(float(normalized.std()), 3)
+    (0.0, 1.0)
     """
     if method not in NORMALIZE_METHODS:
         valid = ", ".join(repr(name) for name in NORMALIZE_METHODS)

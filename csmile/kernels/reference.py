@@ -37,6 +37,8 @@ def _check_float_array(array, name, ndim, shape_text, func_name):
             f"{func_name}: {name} must be an ndarray of shape {shape_text}; got None."
         )
     array = np.asarray(array)
+    if array.dtype.kind == "f" and not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
     if array.dtype not in _FLOAT_DTYPES:
         raise TypeError(
             f"{func_name}: {name} has dtype {array.dtype}; expected float32 or "

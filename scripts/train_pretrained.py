@@ -1,0 +1,80 @@
+"""Train the default model that ``SmileNet.pretrained()`` loads.
+
+Usage::
+
+    python scripts/train_pretrained.py SMILESMILED_DIR TRAIN_LIST [--out PATH]
+
+It reads only the training list, leaves out faces whose exact pixels occur
+under both labels, trains with the settings below on all cores, and writes
+the model (default ``csmile/pretrained/smilenet.npz``) and its per-epoch
+history next to it as CSV. The settings were chosen on a validation part
+of the training list; the test list plays no part here.
+"""
+
+import argparse
+import logging
+import time
+
+import numpy as np
+
+from csmile import SmileNet
+from csmile.data import read_dataset, summarize
+
+logger = logging.getLogger("train_pretrained")
+
+SETTINGS = dict(
+    filters=(16, 32, 64),
+    kernel_size=3,
+    dense=(128,),
+    dropout=0.5,
+    epochs=30,
+    batch_size=32,
+    learning_rate=2e-3,
+    optimizer="adam",
+    weight_decay=1e-4,
+    class_weight="balanced",
+    augment=True,
+    normalization="standardize",
+    validation_fraction=0.1,
+    early_stopping=True,
+    patience=8,
+    lr_schedule="cosine",
+    random_state=0,
+    verbose=1,
+)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", help="the SMILEsmileD folder")
+    parser.add_argument("train_list", help="list of training images, relative to the data folder")
+    parser.add_argument("--out", default="csmile/pretrained/smilenet.npz", help="model file to write")
+    parser.add_argument("--epochs", type=int, default=SETTINGS["epochs"], help="maximum epochs")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    dataset = read_dataset(args.data, split=args.train_list)
+    summary = summarize(dataset)
+    logger.info("%s", summary.to_text())
+    keep = np.setdiff1d(np.arange(len(dataset)), summary.conflicting_indices)
+    dataset = dataset.subset(keep)
+    labels = np.array(dataset.class_names)[dataset.labels]
+
+    settings = dict(SETTINGS, epochs=args.epochs)
+    started = time.perf_counter()
+    model = SmileNet(**settings).fit(dataset.images, labels)
+    minutes = (time.perf_counter() - started) / 60
+    logger.info("trained in %.1f minutes; best epoch %d of %d", minutes, model.best_epoch_, len(model.history_))
+
+    model.save(args.out)
+    csv_path = args.out.rsplit(".", 1)[0] + "-history.csv"
+    columns = list(model.history_[0])
+    with open(csv_path, "w") as handle:
+        handle.write(",".join(columns) + "\n")
+        for record in model.history_:
+            handle.write(",".join(f"{record[column]:.6g}" for column in columns) + "\n")
+    logger.info("wrote %s and %s", args.out, csv_path)
+
+
+if __name__ == "__main__":
+    main()
