@@ -59,7 +59,7 @@ class BuildExtWithOpenMP(build_ext):
         if not use_openmp:
             warnings.warn(
                 "csmile: the C compiler has no OpenMP support, so the kernels are "
-                "built single-threaded (n_jobs has no effect).",
+                "built single-threaded (n_threads has no effect).",
                 stacklevel=1,
             )
         for extension in self.extensions:
