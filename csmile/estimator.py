@@ -80,6 +80,9 @@ class SmileNet:
         over ``epochs`` along half a cosine.
     threshold : float, default=0.5
         Smile probability from which ``predict`` answers the positive class.
+    test_time_mirror : bool, default=False
+        Average the probabilities of each face and of its mirror image in
+        ``predict_proba``, which costs a second forward pass.
     n_jobs : int, default=None
         Threads for training and prediction; None uses ``OMP_NUM_THREADS``
         when set, else all cores.
@@ -119,7 +122,7 @@ class SmileNet:
                  momentum=0.9, weight_decay=0.0, class_weight="balanced", augment=True,
                  normalization="standardize", image_size=64, validation_fraction=0.1,
                  early_stopping=True, patience=6, lr_schedule="cosine", threshold=0.5,
-                 n_jobs=None, random_state=None, verbose=0):
+                 test_time_mirror=False, n_jobs=None, random_state=None, verbose=0):
         self.filters = filters
         self.kernel_size = kernel_size
         self.padding = padding
@@ -140,6 +143,7 @@ class SmileNet:
         self.patience = patience
         self.lr_schedule = lr_schedule
         self.threshold = threshold
+        self.test_time_mirror = test_time_mirror
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
@@ -305,6 +309,8 @@ class SmileNet:
         _check_float("threshold", self.threshold, 0.0, 1.0)
         if self.n_jobs is not None:
             _check_int("n_jobs", self.n_jobs, 1)
+        if not isinstance(self.test_time_mirror, bool):
+            raise TypeError(f"test_time_mirror must be True or False, got {self.test_time_mirror!r}")
         if not isinstance(self.augment, (bool, dict)):
             raise TypeError(f"augment must be True, False or a dict of Augmenter parameters, got {self.augment!r}")
 
@@ -334,7 +340,12 @@ class SmileNet:
         self._check_fitted()
         faces = to_faces(X, size=self.image_size)
         logits = predict_logits(self.network_, faces, self.normalization, np.float32)
-        return softmax(logits.astype(np.float64))
+        probabilities = softmax(logits.astype(np.float64))
+        if self.test_time_mirror:
+            mirrored = np.ascontiguousarray(faces[:, :, ::-1])
+            mirrored_logits = predict_logits(self.network_, mirrored, self.normalization, np.float32)
+            probabilities = 0.5 * (probabilities + softmax(mirrored_logits.astype(np.float64)))
+        return probabilities
 
     def predict(self, X):
         """Return the predicted label of each face: ``classes_[1]`` where the

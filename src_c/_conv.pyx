@@ -41,6 +41,24 @@ from _checks cimport (
 
 cnp.import_array()
 
+cdef extern from "_conv_simd.h" nogil:
+    int csmile_simd_supports(Py_ssize_t n_out)
+    void csmile_forward_rows_f32(
+        const float* padded, Py_ssize_t padded_height, Py_ssize_t padded_width,
+        Py_ssize_t n_channels, Py_ssize_t kernel_size, const float* weights,
+        const float* bias, Py_ssize_t n_out, float* out, Py_ssize_t out_height,
+        Py_ssize_t out_width, Py_ssize_t row_start, Py_ssize_t row_stop)
+    void csmile_grad_weights_f32(
+        const float* padded, Py_ssize_t padded_height, Py_ssize_t padded_width,
+        Py_ssize_t n_channels, Py_ssize_t kernel_size, const float* grad_output,
+        Py_ssize_t n_out, Py_ssize_t out_height, Py_ssize_t out_width,
+        Py_ssize_t sample_start, Py_ssize_t sample_stop, float* partial)
+    void csmile_pad_f32(
+        const float* x, Py_ssize_t height, Py_ssize_t width, Py_ssize_t n_channels,
+        Py_ssize_t pad_top, Py_ssize_t pad_bottom, Py_ssize_t pad_left,
+        Py_ssize_t pad_right, float* padded, Py_ssize_t sample_start,
+        Py_ssize_t sample_stop)
+
 # Patches of at most this many values use the direct loops; larger ones use
 # im2col + np.matmul.
 DIRECT_MAX_PATCH_SIZE = 32
@@ -371,6 +389,142 @@ cdef inline Py_ssize_t _direct_scratch_size(const ConvGeometry* g) noexcept:
 
 
 # ---------------------------------------------------------------------------
+# float32 register-blocked path (_conv_simd.h)
+# ---------------------------------------------------------------------------
+
+cdef inline bint _use_simd(bint is_float32, Py_ssize_t n_out) noexcept:
+    """Return True when the float32 kernels of _conv_simd.h handle n_out outputs."""
+    return is_float32 and csmile_simd_supports(n_out) != 0
+
+
+cdef cnp.ndarray _pad_f32(
+    cnp.ndarray x, Py_ssize_t pad_top, Py_ssize_t pad_bottom, Py_ssize_t pad_left,
+    Py_ssize_t pad_right, str name, int n_threads
+):
+    """Return x zero-padded in a reused buffer, or x itself when no padding is needed."""
+    cdef cnp.npy_intp* shape = cnp.PyArray_DIMS(x)
+    cdef Py_ssize_t n_samples = shape[0], height = shape[1], width = shape[2]
+    cdef Py_ssize_t n_channels = shape[3], thread
+    cdef cnp.ndarray padded
+    cdef const float* source
+    cdef float* target
+
+    if pad_top == 0 and pad_bottom == 0 and pad_left == 0 and pad_right == 0:
+        return x
+    padded = _scratch(
+        name, n_samples,
+        (height + pad_top + pad_bottom) * (width + pad_left + pad_right) * n_channels,
+        np.float32,
+    )
+    source = <const float*>cnp.PyArray_DATA(x)
+    target = <float*>cnp.PyArray_DATA(padded)
+    with nogil:
+        for thread in prange(n_threads, schedule="static", num_threads=n_threads,
+                             use_threads_if=n_threads > 1):
+            csmile_pad_f32(source, height, width, n_channels, pad_top, pad_bottom,
+                           pad_left, pad_right, target,
+                           thread * n_samples // n_threads,
+                           (thread + 1) * n_samples // n_threads)
+    return padded
+
+
+cdef void _forward_simd(
+    cnp.ndarray padded, Py_ssize_t padded_height, Py_ssize_t padded_width,
+    Py_ssize_t n_channels, Py_ssize_t kernel_size, cnp.ndarray weights,
+    cnp.ndarray bias, cnp.ndarray out, int n_threads
+) noexcept:
+    """Run csmile_forward_rows_f32, one contiguous block of output rows per thread.
+
+    weights is C-contiguous (kernel_size, kernel_size, n_channels, n_out)
+    and out is C-contiguous (n_samples, out_height, out_width, n_out).
+    """
+    cdef cnp.npy_intp* out_shape = cnp.PyArray_DIMS(out)
+    cdef Py_ssize_t out_height = out_shape[1], out_width = out_shape[2]
+    cdef Py_ssize_t n_out = out_shape[3]
+    cdef Py_ssize_t n_rows = out_shape[0] * out_height
+    cdef Py_ssize_t thread
+    cdef const float* padded_data = <const float*>cnp.PyArray_DATA(padded)
+    cdef const float* weights_data = <const float*>cnp.PyArray_DATA(weights)
+    cdef const float* bias_data = <const float*>cnp.PyArray_DATA(bias)
+    cdef float* out_data = <float*>cnp.PyArray_DATA(out)
+
+    with nogil:
+        for thread in prange(n_threads, schedule="static", num_threads=n_threads,
+                             use_threads_if=n_threads > 1):
+            csmile_forward_rows_f32(
+                padded_data, padded_height, padded_width, n_channels, kernel_size,
+                weights_data, bias_data, n_out, out_data, out_height, out_width,
+                thread * n_rows // n_threads, (thread + 1) * n_rows // n_threads,
+            )
+
+
+cdef tuple _grad_weights_simd(
+    cnp.ndarray x, cnp.ndarray grad_output, const ConvGeometry* g, int n_threads
+):
+    """Return (grad_weights, grad_bias) for float32, one block of samples per thread.
+
+    Thread i adds into row i of a partial-sum array, and the rows are summed
+    at the end, so no two threads write the same accumulator.
+    """
+    cdef Py_ssize_t pad_bottom = g.out_height + g.kernel_size - 1 - g.height - g.pad_top
+    cdef Py_ssize_t pad_right = g.out_width + g.kernel_size - 1 - g.width - g.pad_left
+    cdef Py_ssize_t n_weights = g.patch_size * g.n_filters
+    cdef Py_ssize_t thread, n_samples = g.n_samples
+    cdef int n_chunks = <int>min(n_threads, g.n_samples)
+    cdef cnp.ndarray padded, partial_sums
+    cdef const float* padded_data
+    cdef const float* grad_data = <const float*>cnp.PyArray_DATA(grad_output)
+    cdef float* partial_data
+
+    padded = _pad_f32(x, g.pad_top, pad_bottom, g.pad_left, pad_right,
+                      "padded_x", n_threads)
+    padded_data = <const float*>cnp.PyArray_DATA(padded)
+    partial_sums = np.zeros((n_chunks, n_weights + g.n_filters), dtype=np.float32)
+    partial_data = <float*>cnp.PyArray_DATA(partial_sums)
+    with nogil:
+        for thread in prange(n_chunks, schedule="static", num_threads=n_chunks,
+                             use_threads_if=n_chunks > 1):
+            csmile_grad_weights_f32(
+                padded_data, g.height + g.pad_top + pad_bottom,
+                g.width + g.pad_left + pad_right, g.n_channels, g.kernel_size,
+                grad_data, g.n_filters, g.out_height, g.out_width,
+                thread * n_samples // n_chunks, (thread + 1) * n_samples // n_chunks,
+                partial_data + thread * (n_weights + g.n_filters),
+            )
+    totals = partial_sums[0] if n_chunks == 1 else partial_sums.sum(axis=0)
+    grad_weights = totals[:n_weights].reshape(
+        (g.kernel_size, g.kernel_size, g.n_channels, g.n_filters)
+    )
+    return grad_weights, totals[n_weights:]
+
+
+cdef cnp.ndarray _grad_input_simd(
+    cnp.ndarray weights, cnp.ndarray grad_output, const ConvGeometry* g, int n_threads
+):
+    """Return grad_input for float32 as a "full" convolution of grad_output.
+
+    grad_input[y, x, c] sums grad_output[y + pad_top - dy, x + pad_left - dx, f]
+    * weights[dy, dx, c, f], which is a forward convolution of grad_output,
+    padded by kernel_size - 1 - pad on each side, with the weights flipped in
+    both spatial axes and their channel axes swapped.
+    """
+    cdef Py_ssize_t pad_bottom = g.out_height + g.kernel_size - 1 - g.height - g.pad_top
+    cdef Py_ssize_t pad_right = g.out_width + g.kernel_size - 1 - g.width - g.pad_left
+    cdef Py_ssize_t k = g.kernel_size
+    cdef cnp.ndarray padded, flipped, zero_bias, grad_input
+
+    padded = _pad_f32(grad_output, k - 1 - g.pad_top, k - 1 - pad_bottom,
+                      k - 1 - g.pad_left, k - 1 - pad_right, "padded_grad", n_threads)
+    flipped = np.ascontiguousarray(weights[::-1, ::-1].transpose(0, 1, 3, 2))
+    zero_bias = np.zeros(g.n_channels, dtype=np.float32)
+    grad_input = np.empty((g.n_samples, g.height, g.width, g.n_channels),
+                          dtype=np.float32)
+    _forward_simd(padded, g.height + k - 1, g.width + k - 1, g.n_filters, k,
+                  flipped, zero_bias, grad_input, n_threads)
+    return grad_input
+
+
+# ---------------------------------------------------------------------------
 # Forward
 # ---------------------------------------------------------------------------
 
@@ -447,7 +601,7 @@ def conv2d_forward(x, weights, bias, padding="valid", n_threads=1):
     out : ndarray of shape (n_samples, out_height, out_width, n_filters)
     """
     cdef str func_name = "conv2d_forward"
-    cdef cnp.ndarray x_array, weights_array, bias_array, out, cols, scratch
+    cdef cnp.ndarray x_array, weights_array, bias_array, out, cols, scratch, padded
     cdef ConvGeometry g
     cdef int threads
     cdef bint is_float32
@@ -467,6 +621,17 @@ def conv2d_forward(x, weights, bias, padding="valid", n_threads=1):
     out = np.empty((g.n_samples, g.out_height, g.out_width, g.n_filters),
                    dtype=x_array.dtype)
     if g.n_samples == 0:
+        return out
+
+    if _use_simd(is_float32, g.n_filters):
+        padded = _pad_f32(
+            x_array, g.pad_top, g.out_height + g.kernel_size - 1 - g.height - g.pad_top,
+            g.pad_left, g.out_width + g.kernel_size - 1 - g.width - g.pad_left,
+            "padded_x", threads,
+        )
+        _forward_simd(padded, g.out_height + g.kernel_size - 1,
+                      g.out_width + g.kernel_size - 1, g.n_channels, g.kernel_size,
+                      weights_array, bias_array, out, threads)
         return out
 
     if g.patch_size <= DIRECT_MAX_PATCH_SIZE:
@@ -638,7 +803,9 @@ def conv2d_backward(x, weights, grad_output, padding="valid",
 
     grad_2d = grad_array.reshape(-1, g.n_filters)
     n_chunks = threads
-    if g.patch_size <= DIRECT_MAX_PATCH_SIZE:
+    if _use_simd(is_float32, g.n_filters):
+        grad_weights, grad_bias = _grad_weights_simd(x_array, grad_array, &g, threads)
+    elif g.patch_size <= DIRECT_MAX_PATCH_SIZE:
         partial_sums = np.empty((n_chunks, (g.patch_size + 1) * g.n_filters), dtype=dtype)
         lane_sums = np.zeros((n_chunks, (g.patch_size + 1) * g.n_filters * g.out_width),
                              dtype=dtype)
@@ -672,6 +839,8 @@ def conv2d_backward(x, weights, grad_output, padding="valid",
 
     if not need_grad_input:
         return None, grad_weights, grad_bias
+    if _use_simd(is_float32, g.n_channels):
+        return _grad_input_simd(weights_array, grad_array, &g, threads), grad_weights, grad_bias
 
     grad_cols = _scratch("grad_cols", g.n_samples * g.out_height * g.out_width,
                          g.patch_size, dtype)

@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 
 import csmile
 from csmile import cli
+from csmile.cli import parser as cli_parser
 from csmile.data import load_image, read_dataset
 
 N_PER_CLASS = 20
@@ -136,7 +137,7 @@ def test_interrupt_one_line(capsys, monkeypatch, data_dir):
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "_command_summarize", interrupted)
+    monkeypatch.setattr(cli_parser, "_command_summarize", interrupted)
     code, _, err = run(capsys, "summarize", data_dir)
     assert code == 130
     assert err.strip() == "csmile: error: interrupted"
@@ -146,7 +147,7 @@ def test_unexpected_error_one_line(capsys, monkeypatch, data_dir):
     def broken(args):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli, "_command_summarize", broken)
+    monkeypatch.setattr(cli_parser, "_command_summarize", broken)
     code, _, err = run(capsys, "summarize", data_dir)
     assert code == 1
     assert err.splitlines() == ["csmile: error: unexpected RuntimeError: boom (run with --verbose for the traceback)"]
@@ -527,3 +528,22 @@ def test_predict_detect_faces_without_opencv(capsys, image_dir, model_path, monk
     assert out == ""
     assert len(err.splitlines()) == 1
     assert "OpenCV" in err
+
+
+def test_predict_samples(capsys, model_path):
+    code, out, err = run(capsys, "predict", "--samples", "--model", model_path)
+    assert code == 0, err
+    rows = parse_prediction_lines(out)
+    assert len(rows) == 8
+    for path, label, probability in rows:
+        assert path.endswith(".jpg")
+        assert label in CLASS_FOLDERS
+        assert 0.0 <= probability <= 1.0
+
+
+def test_predict_no_inputs(capsys, model_path):
+    code, out, err = run(capsys, "predict", "--model", model_path)
+    assert code == 1
+    assert out == ""
+    assert len(err.splitlines()) == 1
+    assert error_lines(err) == ["csmile: error: no images given; name image files or folders, or add --samples"]

@@ -232,3 +232,11 @@ def test_sklearn_clone_and_grid_search(synthetic_faces):
     search.fit(faces[:80], labels[:80])
     assert search.best_params_["learning_rate"] in (1e-3, 3e-3)
     assert sklearn.base.is_classifier(model)
+
+
+def test_test_time_mirror_averages_both_views(fitted, synthetic_faces):
+    faces = synthetic_faces[0][:8]
+    mirrored = faces[:, :, ::-1]
+    expected = 0.5 * (fitted.predict_proba(faces) + fitted.predict_proba(mirrored))
+    model = copy.deepcopy(fitted).set_params(test_time_mirror=True)
+    np.testing.assert_allclose(model.predict_proba(faces), expected, rtol=1e-6)

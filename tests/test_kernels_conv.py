@@ -89,6 +89,63 @@ def test_conv_backward_matches_reference(rng, dtype, case, padding):
     np.testing.assert_allclose(grad_bias, expected_bias, **TOLERANCES[dtype])
 
 
+# float32 layers with 8, 16, 32 or 64 output channels (and, for grad_input,
+# that many input channels) take the register-blocked kernels of
+# _conv_simd.h. These shapes cover each channel count, widths that are not a
+# multiple of the pixel block, even kernels (unequal padding on both sides)
+# and tap counts that are not a multiple of the weight-gradient block.
+BLOCKED_CASES = [
+    pytest.param((2, 13, 11, 32, 3, 64), id="32ch-64f-width11"),
+    pytest.param((2, 9, 14, 8, 3, 16), id="8ch-16f-width14"),
+    pytest.param((3, 10, 9, 64, 3, 32), id="64ch-32f-width9"),
+    pytest.param((2, 7, 6, 3, 4, 8), id="4x4-even-kernel-8f"),
+    pytest.param((1, 5, 19, 16, 5, 16), id="5x5-16ch-16f"),
+    pytest.param((1, 4, 4, 8, 1, 8), id="1x1-kernel-8ch-8f"),
+]
+
+
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("case", BLOCKED_CASES)
+def test_conv_blocked_float32_matches_reference(rng, case, padding):
+    x, weights, bias, grad_output = make_conv_inputs(rng, case, np.float32, padding)
+    x64, weights64, bias64, grad64 = (
+        a.astype(np.float64) for a in (x, weights, bias, grad_output)
+    )
+
+    out = _conv.conv2d_forward(x, weights, bias, padding)
+    grad_input, grad_weights, grad_bias = _conv.conv2d_backward(
+        x, weights, grad_output, padding
+    )
+    expected_out = reference.conv2d_forward(x64, weights64, bias64, padding)
+    expected_input, expected_weights, expected_bias = reference.conv2d_backward(
+        x64, weights64, grad64, padding
+    )
+
+    for array in (out, grad_input, grad_weights, grad_bias):
+        assert array.dtype == np.float32
+    np.testing.assert_allclose(out, expected_out, **TOLERANCES[np.float32])
+    np.testing.assert_allclose(grad_input, expected_input, **TOLERANCES[np.float32])
+    np.testing.assert_allclose(grad_weights, expected_weights, **TOLERANCES[np.float32])
+    np.testing.assert_allclose(grad_bias, expected_bias, **TOLERANCES[np.float32])
+
+
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("case", BLOCKED_CASES[:3])
+def test_conv_blocked_two_threads_match_one(rng, case, padding):
+    x, weights, bias, grad_output = make_conv_inputs(rng, case, np.float32, padding)
+
+    out_1 = _conv.conv2d_forward(x, weights, bias, padding, n_threads=1)
+    out_2 = _conv.conv2d_forward(x, weights, bias, padding, n_threads=2)
+    grads_1 = _conv.conv2d_backward(x, weights, grad_output, padding, n_threads=1)
+    grads_2 = _conv.conv2d_backward(x, weights, grad_output, padding, n_threads=2)
+
+    np.testing.assert_array_equal(out_1, out_2)
+    np.testing.assert_array_equal(grads_1[0], grads_2[0])
+    # Weight and bias gradients are summed per thread, then across threads.
+    np.testing.assert_allclose(grads_1[1], grads_2[1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(grads_1[2], grads_2[2], rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("case", CONV_CASES[2:6])
 def test_conv_backward_skips_grad_input(rng, case):
     x, weights, _, grad_output = make_conv_inputs(rng, case, np.float64, "same")
