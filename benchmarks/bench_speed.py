@@ -29,6 +29,7 @@ import time
 # block sizes, so they must be gone before NumPy is imported.
 OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 UNSET_MARKER = "CSMILE_BENCH_UNSET_OVERRIDES"
+SPAWN_CLEAN_CHILD = "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"
 
 
 def reexec_without_openblas_overrides():
@@ -141,8 +142,6 @@ def parse_args(argv=None):
                         help="training list for the memory run (default: "
                         "$CSMILE_SPLITS/smilesmiled-train.txt)")
     parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--framework", choices=("csmile", "torch"), default="csmile",
-                        help=argparse.SUPPRESS)
     parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -583,6 +582,16 @@ def max_rss_bytes():
     return peak if sys.platform == "darwin" else peak * 1024
 
 
+def high_water_rss_bytes():
+    """Return VmHWM of /proc/self/status (Linux only), a cross-check of ``ru_maxrss``; else None."""
+    with contextlib.suppress(OSError):
+        with open("/proc/self/status", encoding="utf-8") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    return None
+
+
 def data_paths(args):
     """Return (data folder, training list) from the arguments or the environment, or None."""
     root = args.data or os.environ.get("CSMILE_DATA")
@@ -599,6 +608,9 @@ def memory_child(args):
     from csmile.data import read_dataset
 
     paths = data_paths(args)
+    if paths is None:
+        raise SystemExit("bench_speed: --memory-child needs --data and --split, "
+                         "or CSMILE_DATA and CSMILE_SPLITS")
     started = time.perf_counter()
     dataset = read_dataset(paths[0], split=paths[1])
     faces, labels = dataset.images, dataset.labels
@@ -607,33 +619,31 @@ def memory_child(args):
         keep = np.linspace(0, len(faces) - 1, args.limit).astype(np.intp)
         faces, labels = faces[keep], labels[keep]
     loaded = time.perf_counter()
-    if args.framework == "csmile":
-        config = NETWORKS["default"]
-        model = SmileNet(filters=config["filters"], dense=config["dense"], epochs=1,
-                         n_jobs=args.threads, random_state=0)
-        model.fit(faces, labels)
-    else:
-        torch = import_torch()
-        if torch is None:
-            raise SystemExit(1)
-        torch.set_num_threads(args.threads)
-        torch_train_epoch(torch, "default", faces, labels, 32)
+    config = NETWORKS["default"]
+    model = SmileNet(filters=config["filters"], dense=config["dense"], epochs=1,
+                     n_jobs=args.threads, random_state=0)
+    model.fit(faces, labels)
     finished = time.perf_counter()
     print(json.dumps({
         "max_rss_bytes": max_rss_bytes(),
+        "vm_hwm_bytes": high_water_rss_bytes(),
         "n_images": int(len(faces)),
         "load_seconds": loaded - started,
         "train_seconds": finished - loaded,
     }))
 
 
-def run_memory_child(args, framework):
+def run_memory_child(args):
     """Run the memory measurement in a fresh interpreter; return its JSON result or an error text."""
     paths = data_paths(args)
-    command = [sys.executable, os.path.abspath(__file__), "--memory-child", "--framework", framework,
-               "--threads", str(args.threads), "--data", paths[0], "--split", paths[1]]
+    command = [sys.executable, os.path.abspath(__file__), "--memory-child", "--threads", str(args.threads), "--data", paths[0], "--split", paths[1]]
     if args.quick:
         command += ["--limit", str(QUICK_SIZES["memory_limit"])]
+    # Linux keeps the larger ru_maxrss across execve, and a child made by
+    # fork or vfork starts from this process's resident set, which contains
+    # PyTorch. A small Python in between forks the measured child from a
+    # small process, so its ru_maxrss counts only its own memory.
+    command = [sys.executable, "-c", SPAWN_CLEAN_CHILD, *command]
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         last_line = (completed.stderr.strip().splitlines() or ["no output"])[-1]
@@ -650,8 +660,9 @@ class Row:
     """One line of the results table.
 
     ``values`` maps "compiled", "reference" and "torch" to a number.
-    ``target`` is None or (what, operator, threshold) where ``what`` is
-    "vs_torch" (the compiled / torch ratio) or "value" (the compiled value).
+    ``target`` is None or (compared, operator, threshold) where ``compared``
+    is "vs_torch" (the compiled / torch ratio) or "value" (the compiled value)
+    and ``operator`` is "ge" or "le".
     """
 
     def __init__(self, name, unit, higher_is_better, values, target=None, note=""):
@@ -672,10 +683,10 @@ class Row:
     def verdict(self, quick):
         if self.target is None:
             return "", ""
-        what, operator, threshold = self.target
-        value = self.ratio("torch") if what == "vs_torch" else self.values.get("compiled")
+        compared, operator, threshold = self.target
+        value = self.ratio("torch") if compared == "vs_torch" else self.values.get("compiled")
         sign = ">=" if operator == "ge" else "<="
-        subject = "ratio" if what == "vs_torch" else "value"
+        subject = "ratio" if compared == "vs_torch" else "value"
         text = f"{subject} {sign} {format_number(threshold)}"
         if value is None:
             return text, "n/a"
@@ -778,7 +789,7 @@ def training_rows(args, sizes, torch):
                 "torch": None if torch is None else torch_train_run(
                     torch, network, batch_size, n_samples, args.threads),
             }
-            warm_up(contenders, batch_size, network, torch, args.threads)
+            warm_up(batch_size, network, torch, args.threads)
             note = f"{n_samples} images/run" + ("" if args.no_reference else f", reference {n_reference}")
             rows.append(Row(f"training {network}, batch {batch_size}", "img/s", True,
                             interleaved(contenders, args.repeats),
@@ -787,11 +798,11 @@ def training_rows(args, sizes, torch):
     return rows
 
 
-def warm_up(contenders, batch_size, network, torch, n_threads):
-    """Run each contender's path once on one batch, so first-call costs stay out of the timing."""
+def warm_up(batch_size, network, torch, n_threads):
+    """Train csmile and torch once on one batch, so first-call costs stay out of the timing."""
     faces, labels = random_faces(max(batch_size, 2), seed=9)
     make_smilenet(network, batch_size, n_threads).fit(faces, labels)
-    if torch is not None and contenders.get("torch") is not None:
+    if torch is not None:
         torch.set_num_threads(n_threads)
         torch_train_epoch(torch, network, faces, labels, batch_size)
 
@@ -859,7 +870,7 @@ def scaling_rows(args, sizes, torch):
         contenders[f"compiled{n_threads}"] = csmile_train_run("default", 32, n_samples, n_threads, "compiled")
         if torch is not None:
             contenders[f"torch{n_threads}"] = torch_train_run(torch, "default", 32, n_samples, n_threads)
-    warm_up(contenders, 32, "default", torch, 2)
+    warm_up(32, "default", torch, 2)
     medians = interleaved(contenders, args.repeats)
     note = f"{n_samples} images/run"
     rows = [
@@ -879,27 +890,27 @@ def scaling_rows(args, sizes, torch):
     return rows
 
 
-def memory_rows(args, torch):
+def memory_rows(args):
+    """Measure csmile only: a PyTorch run over the full list would add minutes to the run."""
     if data_paths(args) is None:
         message = ("skipped: no data; pass --data and --split or set CSMILE_DATA and CSMILE_SPLITS")
         print(f"bench_speed: peak memory {message}", flush=True)
         return [], message
     values = {}
-    details = []
-    frameworks = [("compiled", "csmile")] + ([("torch", "torch")] if torch is not None else [])
-    for column, framework in frameworks:
-        result = run_memory_child(args, framework)
-        if isinstance(result, str):
-            details.append(f"{framework}: {result}")
-            continue
-        values[column] = result["max_rss_bytes"] / 1e6
-        details.append(f"{framework}: {result['n_images']} images, loading {result['load_seconds']:.1f} s, "
-                       f"one epoch {result['train_seconds']:.1f} s")
+    result = run_memory_child(args)
+    if isinstance(result, str):
+        details = f"The run {result}"
+    else:
+        values["compiled"] = result["max_rss_bytes"] / 1e6
+        hwm = result.get("vm_hwm_bytes")
+        hwm_text = "" if hwm is None else f", VmHWM {hwm / 1e6:.0f} MB"
+        details = (f"Measured: {result['n_images']} images, loading {result['load_seconds']:.1f} s, "
+                   f"one epoch {result['train_seconds']:.1f} s{hwm_text}.")
     note = f"quick: {QUICK_SIZES['memory_limit']} images only" if args.quick else "full training list, data included"
     row = Row("peak memory, training default for 1 epoch", "MB", False, values,
               target=("value", "le", MEMORY_TARGET_BYTES / 1e6), note=note)
     print(render_table([row], args.quick).splitlines()[-1], flush=True)
-    return [row], "; ".join(details)
+    return [row], details
 
 
 # ---------------------------------------------------------------------------
@@ -963,7 +974,7 @@ def main(argv=None):
     kernels = kernel_rows(args, sizes, torch)
     flops = flops_rows(args, sizes, training, torch)
     scaling = scaling_rows(args, sizes, torch)
-    memory, memory_details = memory_rows(args, torch)
+    memory, memory_details = memory_rows(args)
     elapsed = time.perf_counter() - started
 
     notes = [

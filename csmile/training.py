@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from .data.images import normalize
+from .metrics import balanced_accuracy
 from .nn import make_optimizer, softmax, softmax_cross_entropy
 
 logger = logging.getLogger(__name__)
@@ -35,12 +36,6 @@ def balanced_class_weights(labels, n_classes=2):
     """Return weights ``n_samples / (n_classes * count)`` so each class adds up equally."""
     counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
     return len(labels) / (n_classes * np.maximum(counts, 1))
-
-
-def balanced_accuracy_of(labels, predictions, n_classes=2):
-    """Return the mean over classes present in ``labels`` of the recall of that class."""
-    recalls = [np.mean(predictions[labels == c] == c) for c in range(n_classes) if np.any(labels == c)]
-    return float(np.mean(recalls))
 
 
 def learning_rate_at(schedule, base_rate, step, n_steps, n_warmup_steps):
@@ -126,7 +121,7 @@ class Trainer:
                 "epoch": epoch,
                 "loss": loss_sum / n_samples,
                 "accuracy": float(np.mean(train_predictions == shuffled_labels)),
-                "balanced_accuracy": balanced_accuracy_of(shuffled_labels, train_predictions),
+                "balanced_accuracy": balanced_accuracy(shuffled_labels, train_predictions),
                 "learning_rate": optimizer.learning_rate,
             }
             if has_validation:
@@ -180,7 +175,7 @@ class Trainer:
         return {
             "val_loss": loss,
             "val_accuracy": float(np.mean(predictions == labels)),
-            "val_balanced_accuracy": balanced_accuracy_of(labels, predictions),
+            "val_balanced_accuracy": balanced_accuracy(labels, predictions),
         }
 
     def _progress(self, total, description):

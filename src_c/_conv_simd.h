@@ -151,32 +151,36 @@ void csmile_forward_rows_f32(
 /* ------------------------------------------------------------------------
  * Weight gradient: grad_weights[dy, dx, c, :] += sum over (y, x) of
  * padded[y + dy, x + dx, c] * grad_output[y, x, :], for one sample.
- * For a fixed dy, the kernel_size * n_channels taps (dx, c) are contiguous
- * both in a padded row and in the weights, so a block of JB taps is read
- * as JB consecutive values. Each block sums one sample's pixels in
- * registers before it is added to the caller's partial sums.
+ * A block of JB consecutive taps t = (dy, dx, c) in weights order reads
+ * padded at offsets[b] from the pixel's (y, x) corner. The block sums one
+ * sample's pixels in JB * NV registers, reusing each grad_output load JB
+ * times, and then adds to the caller's partial sums.
  * ------------------------------------------------------------------------ */
 
 #define CSMILE_DEFINE_GRAD_WEIGHTS_BLOCK(NAME, VT, VTU, VW, NV, JB)               \
 CSMILE_INLINE void NAME(                                                          \
-    const float* in_start, csmile_index in_row_stride, csmile_index n_channels,   \
-    const float* grad_sample, csmile_index out_height, csmile_index out_width,    \
-    float* partial)                                                               \
+    const float* in_sample, const csmile_index* offsets, csmile_index in_row_stride, \
+    csmile_index n_channels, const float* grad_sample, csmile_index out_height,   \
+    csmile_index out_width, float* partial)                                       \
 {                                                                                 \
     const csmile_index n_out = (VW) * (NV);                                       \
+    csmile_index offset[JB];                                                      \
     VT acc[JB][NV];                                                               \
-    CSMILE_UNROLL for (int b = 0; b < (JB); ++b)                                  \
+    CSMILE_UNROLL for (int b = 0; b < (JB); ++b) {                                \
+        offset[b] = offsets[b];                                                   \
         CSMILE_UNROLL for (int v = 0; v < (NV); ++v)                              \
             acc[b][v] = (VT){0};                                                  \
+    }                                                                             \
     for (csmile_index y = 0; y < out_height; ++y) {                               \
-        const float* x_row = in_start + y * in_row_stride;                        \
+        const float* x_row = in_sample + y * in_row_stride;                       \
         const float* g_row = grad_sample + y * out_width * n_out;                 \
         for (csmile_index x = 0; x < out_width; ++x) {                            \
+            const float* corner = x_row + x * n_channels;                         \
             VT g[NV];                                                             \
             CSMILE_UNROLL for (int v = 0; v < (NV); ++v)                          \
                 g[v] = *(const VTU*)(g_row + x * n_out + v * (VW));               \
             CSMILE_UNROLL for (int b = 0; b < (JB); ++b) {                        \
-                const float value = x_row[x * n_channels + b];                    \
+                const float value = corner[offset[b]];                            \
                 CSMILE_UNROLL for (int v = 0; v < (NV); ++v)                      \
                     acc[b][v] += value * g[v];                                    \
             }                                                                     \
@@ -193,7 +197,13 @@ CSMILE_INLINE void NAME(                                                        
     CSMILE_DEFINE_GRAD_WEIGHTS_BLOCK(PREFIX##_3, VT, VTU, VW, NV, 3)              \
     CSMILE_DEFINE_GRAD_WEIGHTS_BLOCK(PREFIX##_4, VT, VTU, VW, NV, 4)              \
     CSMILE_DEFINE_GRAD_WEIGHTS_BLOCK(PREFIX##_5, VT, VTU, VW, NV, 5)              \
-    CSMILE_DEFINE_GRAD_WEIGHTS_BLOCK(PREFIX##_6, VT, VTU, VW, NV, 6)
+    CSMILE_DEFINE_GRAD_WEIGHTS_BLOCK(PREFIX##_6, VT, VTU, VW, NV, 6)              \
+    CSMILE_DEFINE_GRAD_WEIGHTS_BLOCK(PREFIX##_7, VT, VTU, VW, NV, 7)              \
+    CSMILE_DEFINE_GRAD_WEIGHTS_BLOCK(PREFIX##_8, VT, VTU, VW, NV, 8)              \
+    CSMILE_DEFINE_GRAD_WEIGHTS_BLOCK(PREFIX##_9, VT, VTU, VW, NV, 9)              \
+    CSMILE_DEFINE_GRAD_WEIGHTS_BLOCK(PREFIX##_10, VT, VTU, VW, NV, 10)            \
+    CSMILE_DEFINE_GRAD_WEIGHTS_BLOCK(PREFIX##_11, VT, VTU, VW, NV, 11)            \
+    CSMILE_DEFINE_GRAD_WEIGHTS_BLOCK(PREFIX##_12, VT, VTU, VW, NV, 12)
 
 CSMILE_DEFINE_GRAD_WEIGHTS_BLOCKS(csmile_grad_weights_8, csmile_v8, csmile_v8u, 8, 1)
 CSMILE_DEFINE_GRAD_WEIGHTS_BLOCKS(csmile_grad_weights_16, csmile_v16, csmile_v16u, 16, 1)
@@ -207,7 +217,13 @@ CSMILE_DEFINE_GRAD_WEIGHTS_BLOCKS(csmile_grad_weights_64, csmile_v16, csmile_v16
     case 3: PREFIX##_3 ARGS; break;                                               \
     case 4: PREFIX##_4 ARGS; break;                                               \
     case 5: PREFIX##_5 ARGS; break;                                               \
-    default: PREFIX##_6 ARGS; break;                                              \
+    case 6: PREFIX##_6 ARGS; break;                                               \
+    case 7: PREFIX##_7 ARGS; break;                                               \
+    case 8: PREFIX##_8 ARGS; break;                                               \
+    case 9: PREFIX##_9 ARGS; break;                                               \
+    case 10: PREFIX##_10 ARGS; break;                                             \
+    case 11: PREFIX##_11 ARGS; break;                                             \
+    default: PREFIX##_12 ARGS; break;                                             \
     }
 
 /* Add the weight and bias gradients of samples [sample_start, sample_stop)
@@ -222,44 +238,48 @@ void csmile_grad_weights_f32(
 {
     const csmile_index in_row_stride = padded_width * n_channels;
     const csmile_index n_row_taps = kernel_size * n_channels;
+    const csmile_index n_taps = kernel_size * n_row_taps;
     const csmile_index n_pixels = out_height * out_width;
-    float* bias_partial = partial + kernel_size * n_row_taps * n_out;
+    /* At most block_size * NV accumulators plus NV gradient values must fit
+     * the 32 vector registers of AVX-512. */
+    const csmile_index block_size = n_out <= 16 ? 12 : (n_out == 32 ? 8 : 6);
+    float* bias_partial = partial + n_taps * n_out;
+    csmile_index offsets[12];
 
     for (csmile_index sample = sample_start; sample < sample_stop; ++sample) {
         const float* in_sample = padded + sample * padded_height * in_row_stride;
         const float* grad_sample = grad_output + sample * n_pixels * n_out;
 
-        for (csmile_index dy = 0; dy < kernel_size; ++dy) {
-            for (csmile_index tap = 0; tap < n_row_taps; tap += 6) {
-                const csmile_index block = n_row_taps - tap < 6 ? n_row_taps - tap : 6;
-                const float* in_start = in_sample + dy * in_row_stride + tap;
-                float* target = partial + (dy * n_row_taps + tap) * n_out;
-                switch (n_out) {
-                case 8:
-                    CSMILE_GRAD_WEIGHTS_SWITCH(csmile_grad_weights_8, block,
-                        (in_start, in_row_stride, n_channels, grad_sample,
-                         out_height, out_width, target))
-                    break;
-                case 16:
-                    CSMILE_GRAD_WEIGHTS_SWITCH(csmile_grad_weights_16, block,
-                        (in_start, in_row_stride, n_channels, grad_sample,
-                         out_height, out_width, target))
-                    break;
-                case 32:
-                    CSMILE_GRAD_WEIGHTS_SWITCH(csmile_grad_weights_32, block,
-                        (in_start, in_row_stride, n_channels, grad_sample,
-                         out_height, out_width, target))
-                    break;
-                default:
-                    CSMILE_GRAD_WEIGHTS_SWITCH(csmile_grad_weights_64, block,
-                        (in_start, in_row_stride, n_channels, grad_sample,
-                         out_height, out_width, target))
-                    break;
-                }
+        for (csmile_index tap = 0; tap < n_taps; tap += block_size) {
+            const csmile_index block = n_taps - tap < block_size ? n_taps - tap : block_size;
+            float* target = partial + tap * n_out;
+            for (csmile_index b = 0; b < block; ++b)
+                offsets[b] = ((tap + b) / n_row_taps) * in_row_stride + (tap + b) % n_row_taps;
+            switch (n_out) {
+            case 8:
+                CSMILE_GRAD_WEIGHTS_SWITCH(csmile_grad_weights_8, block,
+                    (in_sample, offsets, in_row_stride, n_channels, grad_sample,
+                     out_height, out_width, target))
+                break;
+            case 16:
+                CSMILE_GRAD_WEIGHTS_SWITCH(csmile_grad_weights_16, block,
+                    (in_sample, offsets, in_row_stride, n_channels, grad_sample,
+                     out_height, out_width, target))
+                break;
+            case 32:
+                CSMILE_GRAD_WEIGHTS_SWITCH(csmile_grad_weights_32, block,
+                    (in_sample, offsets, in_row_stride, n_channels, grad_sample,
+                     out_height, out_width, target))
+                break;
+            default:
+                CSMILE_GRAD_WEIGHTS_SWITCH(csmile_grad_weights_64, block,
+                    (in_sample, offsets, in_row_stride, n_channels, grad_sample,
+                     out_height, out_width, target))
+                break;
             }
         }
 
-        /* Bias terms, summed per sample in n_out-wide lanes. */
+        /* Bias terms, summed per sample in 8-wide lanes. */
         for (csmile_index lane = 0; lane < n_out; lane += 8) {
             csmile_v8 total = (csmile_v8){0};
             for (csmile_index pixel = 0; pixel < n_pixels; ++pixel)
