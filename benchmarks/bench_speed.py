@@ -25,8 +25,8 @@ import subprocess
 import sys
 import time
 
-# OpenBLAS reads these at load time and they change its kernel choice and
-# block sizes, so they must be gone before NumPy is imported.
+# These variables override OpenBLAS's CPU detection when it loads, so they
+# must be gone before NumPy is imported.
 OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 UNSET_MARKER = "CSMILE_BENCH_UNSET_OVERRIDES"
 SPAWN_CLEAN_CHILD = "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"
@@ -47,6 +47,7 @@ if __name__ == "__main__":
     reexec_without_openblas_overrides()
 
 import numpy as np  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 try:
     import csmile  # noqa: E402
@@ -65,16 +66,16 @@ TORCH_INSTALL_HINT = (
     "https://download.pytorch.org/whl/cpu', or the wheel of your platform"
 )
 
-# Each network as csmile builds it. Each conv block is conv, 2x2 max pool, ReLU:
-# csmile pools before the ReLU (same result, a quarter of the ReLU work), and the
-# PyTorch twin uses the same order so both do the same arithmetic.
+# Each network as csmile builds it, where a conv block is conv, 2x2 max pool,
+# then ReLU. csmile pools before the ReLU (same result, a quarter of the ReLU
+# work), and the PyTorch twin uses the same order so both do the same arithmetic.
 NETWORKS = {
     "paper": {"filters": (8,), "padding": "valid", "dense": (), "dropout": 0.0},
     "default": {"filters": (16, 32, 64), "padding": "same", "dense": (128,), "dropout": 0.5},
 }
 
 # Images (or calls) per measured run. The reference kernels are slower, so
-# their runs are shorter; throughput is per image, so the columns compare.
+# their runs are shorter. Throughput is per image, so the columns still compare.
 FULL_SIZES = {
     "train32": {"paper": 1024, "default": 512},
     "train32_reference": {"paper": 256, "default": 128},
@@ -556,8 +557,6 @@ def training_flops_per_image(network):
 
 def matmul_gflops(size, n_threads, repeats):
     """Return the median GFLOP/s of a float32 ``size`` x ``size`` NumPy matmul with ``n_threads`` BLAS threads."""
-    from threadpoolctl import threadpool_limits
-
     rng = np.random.default_rng(5)
     a = rng.standard_normal((size, size)).astype(np.float32)
     b = rng.standard_normal((size, size)).astype(np.float32)
@@ -755,6 +754,10 @@ def describe_machine(torch, args):
             lines.append(f"- Memory: {total_kib / 2**20:.1f} GiB")
     with contextlib.suppress(OSError, AttributeError):
         lines.append("- Load average at start: " + ", ".join(f"{load:.2f}" for load in os.getloadavg()))
+    thread_variables = sorted(name for name in os.environ
+                              if name.startswith(("OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_")))
+    if thread_variables:
+        lines.append("- Environment: " + ", ".join(f"`{name}={os.environ[name]}`" for name in thread_variables))
     lines.append(f"- NumPy {np.__version__}")
     for pool in threadpoolctl.threadpool_info():
         details = ", ".join(f"{key} {pool[key]}" for key in ("version", "architecture", "threading_layer",
@@ -969,11 +972,14 @@ def main(argv=None):
     print("\nMedians, printed as each row is measured:")
     print("\n".join(render_table([], args.quick).splitlines()[:2]), flush=True)
     started = time.perf_counter()
-    training = training_rows(args, sizes, torch)
-    inference = inference_rows(args, sizes, torch)
-    kernels = kernel_rows(args, sizes, torch)
-    flops = flops_rows(args, sizes, training, torch)
-    scaling = scaling_rows(args, sizes, torch)
+    # fit limits NumPy's BLAS to n_jobs threads itself; this limit covers the
+    # rest (prediction, the reference kernels alone) with the same count.
+    with threadpool_limits(limits=args.threads, user_api="blas"):
+        training = training_rows(args, sizes, torch)
+        inference = inference_rows(args, sizes, torch)
+        kernels = kernel_rows(args, sizes, torch)
+        flops = flops_rows(args, sizes, training, torch)
+        scaling = scaling_rows(args, sizes, torch)
     memory, memory_details = memory_rows(args)
     elapsed = time.perf_counter() - started
 

@@ -103,7 +103,7 @@ CSMILE_INLINE void NAME(                                                        
 /* PX is chosen so that PX * NV accumulators plus NV weights fit the 32
  * vector registers of AVX-512. */
 CSMILE_DEFINE_FORWARD_ROW(csmile_forward_row_8, csmile_v8, csmile_v8u, 8, 1, 12)
-CSMILE_DEFINE_FORWARD_ROW(csmile_forward_row_16, csmile_v16, csmile_v16u, 16, 1, 12)
+CSMILE_DEFINE_FORWARD_ROW(csmile_forward_row_16, csmile_v16, csmile_v16u, 16, 1, 16)
 CSMILE_DEFINE_FORWARD_ROW(csmile_forward_row_32, csmile_v16, csmile_v16u, 16, 2, 8)
 CSMILE_DEFINE_FORWARD_ROW(csmile_forward_row_64, csmile_v16, csmile_v16u, 16, 4, 6)
 
