@@ -85,7 +85,7 @@ def make_extensions():
             f"csmile.kernels.{name}",
             [f"src_c/{name}.pyx"],
             include_dirs=[np.get_include(), "src_c"],
-            depends=["src_c/_checks.pxd", "src_c/_conv_simd.h"],
+            depends=["src_c/_checks.pxd", "src_c/_conv_simd.h", "src_c/_pool_simd.h"],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
             extra_compile_args=list(compile_args),
             extra_link_args=[],

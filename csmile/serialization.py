@@ -17,10 +17,11 @@ interrupted save leaves the previous file, or none, but never half a file.
 
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
+
+from .atomic import atomic_output_path
 
 FORMAT_NAME = "csmile-model"
 FORMAT_VERSION = 1
@@ -40,17 +41,11 @@ def write_model_file(path, metadata, weights):
     arrays = {"metadata": np.frombuffer(json.dumps(document).encode("utf-8"), dtype=np.uint8)}
     arrays.update({f"weights/{key}": np.ascontiguousarray(value) for key, value in weights.items()})
 
-    handle = tempfile.NamedTemporaryFile(dir=folder, prefix=".csmile-", suffix=".tmp", delete=False)
-    try:
-        with handle:
+    with atomic_output_path(path) as temp_path:
+        with open(temp_path, "wb") as handle:
             np.savez_compressed(handle, **arrays)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        if os.path.exists(handle.name):
-            os.unlink(handle.name)
-        raise
 
 
 def read_model_file(path):

@@ -15,6 +15,9 @@
  * extension stays portable without -march=native. The multiply-adds are
  * contracted to FMA instructions where the target has them, which changes
  * only the rounding (one rounding per step instead of two).
+ *
+ * NOTE: the vector-extension types need GCC or Clang. MSVC builds of
+ * these headers are untested and would need another code path.
  */
 #ifndef CSMILE_CONV_SIMD_H
 #define CSMILE_CONV_SIMD_H
@@ -50,18 +53,12 @@ typedef float csmile_v8u __attribute__((vector_size(32), aligned(4)));
  * load, and their PX * NV accumulators stay in registers.
  * ------------------------------------------------------------------------ */
 
-#define CSMILE_DEFINE_FORWARD_ROW(NAME, VT, VTU, VW, NV, PX)                       \
-CSMILE_INLINE void NAME(                                                          \
-    const float* in_row, csmile_index in_row_stride, csmile_index n_channels,     \
-    csmile_index kernel_size, const float* weights, const float* bias,            \
-    float* out_row, csmile_index out_width)                                       \
-{                                                                                 \
-    const csmile_index n_out = (VW) * (NV);                                       \
-    const csmile_index n_row_taps = kernel_size * n_channels;                     \
-    csmile_index out_x = 0;                                                       \
-    for (; out_x + (PX) <= out_width; out_x += (PX)) {                            \
-        VT acc[PX][NV];                                                           \
-        CSMILE_UNROLL for (int p = 0; p < (PX); ++p)                              \
+/* Compute output pixels out_x, out_x + P, ... while P more fit in the row,
+ * P at a time, and leave out_x at the first pixel not done. */
+#define CSMILE_FORWARD_PIXELS(VT, VTU, VW, NV, P)                                 \
+    for (; out_x + (P) <= out_width; out_x += (P)) {                              \
+        VT acc[P][NV];                                                            \
+        CSMILE_UNROLL for (int p = 0; p < (P); ++p)                               \
             CSMILE_UNROLL for (int v = 0; v < (NV); ++v)                          \
                 acc[p][v] = *(const VTU*)(bias + v * (VW));                       \
         for (csmile_index dy = 0; dy < kernel_size; ++dy) {                       \
@@ -71,41 +68,41 @@ CSMILE_INLINE void NAME(                                                        
                 VT w[NV];                                                         \
                 CSMILE_UNROLL for (int v = 0; v < (NV); ++v)                      \
                     w[v] = *(const VTU*)(w_start + tap * n_out + v * (VW));       \
-                CSMILE_UNROLL for (int p = 0; p < (PX); ++p) {                    \
+                CSMILE_UNROLL for (int p = 0; p < (P); ++p) {                     \
                     const float value = x_start[p * n_channels + tap];            \
                     CSMILE_UNROLL for (int v = 0; v < (NV); ++v)                  \
                         acc[p][v] += value * w[v];                                \
                 }                                                                 \
             }                                                                     \
         }                                                                         \
-        CSMILE_UNROLL for (int p = 0; p < (PX); ++p)                              \
+        CSMILE_UNROLL for (int p = 0; p < (P); ++p)                               \
             CSMILE_UNROLL for (int v = 0; v < (NV); ++v)                          \
                 *(VTU*)(out_row + (out_x + p) * n_out + v * (VW)) = acc[p][v];    \
-    }                                                                             \
-    for (; out_x < out_width; ++out_x) {                                          \
-        VT acc[NV];                                                               \
-        CSMILE_UNROLL for (int v = 0; v < (NV); ++v)                              \
-            acc[v] = *(const VTU*)(bias + v * (VW));                              \
-        for (csmile_index dy = 0; dy < kernel_size; ++dy) {                       \
-            const float* x_start = in_row + dy * in_row_stride + out_x * n_channels; \
-            const float* w_start = weights + dy * n_row_taps * n_out;             \
-            for (csmile_index tap = 0; tap < n_row_taps; ++tap) {                 \
-                const float value = x_start[tap];                                 \
-                CSMILE_UNROLL for (int v = 0; v < (NV); ++v)                      \
-                    acc[v] += value * *(const VTU*)(w_start + tap * n_out + v * (VW)); \
-            }                                                                     \
-        }                                                                         \
-        CSMILE_UNROLL for (int v = 0; v < (NV); ++v)                              \
-            *(VTU*)(out_row + out_x * n_out + v * (VW)) = acc[v];                 \
-    }                                                                             \
+    }
+
+/* One output row: blocks of PX pixels, then of PX_TAIL, then single pixels.
+ * Each block's PX * NV accumulators stay in registers. */
+#define CSMILE_DEFINE_FORWARD_ROW(NAME, VT, VTU, VW, NV, PX, PX_TAIL)             \
+CSMILE_INLINE void NAME(                                                          \
+    const float* in_row, csmile_index in_row_stride, csmile_index n_channels,     \
+    csmile_index kernel_size, const float* weights, const float* bias,            \
+    float* out_row, csmile_index out_width)                                       \
+{                                                                                 \
+    const csmile_index n_out = (VW) * (NV);                                       \
+    const csmile_index n_row_taps = kernel_size * n_channels;                     \
+    csmile_index out_x = 0;                                                       \
+    CSMILE_FORWARD_PIXELS(VT, VTU, VW, NV, PX)                                    \
+    CSMILE_FORWARD_PIXELS(VT, VTU, VW, NV, PX_TAIL)                               \
+    CSMILE_FORWARD_PIXELS(VT, VTU, VW, NV, 1)                                     \
 }
 
-/* PX is chosen so that PX * NV accumulators plus NV weights fit the 32
- * vector registers of AVX-512. */
-CSMILE_DEFINE_FORWARD_ROW(csmile_forward_row_8, csmile_v8, csmile_v8u, 8, 1, 12)
-CSMILE_DEFINE_FORWARD_ROW(csmile_forward_row_16, csmile_v16, csmile_v16u, 16, 1, 16)
-CSMILE_DEFINE_FORWARD_ROW(csmile_forward_row_32, csmile_v16, csmile_v16u, 16, 2, 8)
-CSMILE_DEFINE_FORWARD_ROW(csmile_forward_row_64, csmile_v16, csmile_v16u, 16, 4, 6)
+/* PX * NV accumulators plus NV weights fit the 32 vector registers of
+ * AVX-512. PX divides the widths of the usual 64, 32 and 16 pixel layers:
+ * pixels left over for the tail blocks ran at about half speed. */
+CSMILE_DEFINE_FORWARD_ROW(csmile_forward_row_8, csmile_v8, csmile_v8u, 8, 1, 16, 4)
+CSMILE_DEFINE_FORWARD_ROW(csmile_forward_row_16, csmile_v16, csmile_v16u, 16, 1, 8, 4)
+CSMILE_DEFINE_FORWARD_ROW(csmile_forward_row_32, csmile_v16, csmile_v16u, 16, 2, 8, 4)
+CSMILE_DEFINE_FORWARD_ROW(csmile_forward_row_64, csmile_v16, csmile_v16u, 16, 4, 4, 2)
 
 static inline int csmile_simd_supports(csmile_index n_out)
 {
@@ -227,7 +224,7 @@ CSMILE_DEFINE_GRAD_WEIGHTS_BLOCKS(csmile_grad_weights_64, csmile_v16, csmile_v16
     }
 
 /* Add the weight and bias gradients of samples [sample_start, sample_stop)
- * to partial, which holds kernel_size^2 * n_channels * n_out weight terms
+ * to partial, which contains kernel_size^2 * n_channels * n_out weight terms
  * followed by n_out bias terms. n_out must satisfy csmile_simd_supports. */
 CSMILE_CLONES
 void csmile_grad_weights_f32(

@@ -240,3 +240,12 @@ def test_test_time_mirror_averages_both_views(fitted, synthetic_faces):
     expected = 0.5 * (fitted.predict_proba(faces) + fitted.predict_proba(mirrored))
     model = copy.deepcopy(fitted).set_params(test_time_mirror=True)
     np.testing.assert_allclose(model.predict_proba(faces), expected, rtol=1e-6)
+
+
+def test_saved_model_follows_umask(fitted, tmp_path):
+    previous = os.umask(0o022)
+    try:
+        fitted.save(tmp_path / "model.npz")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "model.npz").stat().st_mode & 0o777 == 0o644

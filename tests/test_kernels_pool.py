@@ -20,6 +20,7 @@ POOL_CASES = [
     pytest.param((2, 5, 8, 1, 2, 3), id="2x2-s3-gaps"),
     pytest.param((2, 3, 3, 6, 3, 2), id="output-1x1"),
     pytest.param((4, 2, 7, 16, 2, 2), id="one-output-row"),
+    pytest.param((2, 9, 11, 8, 2, 2), id="2x2-s2-8ch-odd"),
 ]
 DTYPES = [
     pytest.param(np.float64, id="float64"),
@@ -96,6 +97,23 @@ def test_pool_backward_overlap_accumulates():
     np.testing.assert_array_equal(grad_input, expected)
 
 
+def test_pool_backward_argmax_outside_block(rng):
+    # For 2x2 windows with stride 2, backward writes each sample in one pass
+    # while every argmax lies in its own 2x2 block. Two outputs of sample 1
+    # point at position 0 instead, so their gradients add up there. Sample 1
+    # must fall back to scattering while samples 0 and 2 keep the one-pass path.
+    x = rng.standard_normal((3, 6, 7, 4))
+    _, argmax = _pool.maxpool2d_forward(x, 2, 2)
+    argmax[1, 2, 2, 1] = 0
+    argmax[1, 1, 0, 1] = 0
+    grad_output = rng.standard_normal(argmax.shape)
+
+    grad_input = _pool.maxpool2d_backward(grad_output, argmax, x.shape)
+    expected = reference.maxpool2d_backward(grad_output, argmax, x.shape)
+
+    np.testing.assert_allclose(grad_input, expected, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_pool_tie_all_equal_picks_first(dtype):
     x = np.full((2, 4, 6, 3), 1.5, dtype=dtype)
@@ -135,6 +153,20 @@ def test_pool_tie_matches_reference(rng):
 
     out, argmax = _pool.maxpool2d_forward(x, 3, 2)
     expected_out, expected_argmax = reference.maxpool2d_forward(x, 3, 2)
+
+    np.testing.assert_array_equal(out, expected_out)
+    np.testing.assert_array_equal(argmax, expected_argmax)
+
+
+def test_pool_float32_8ch_ties_and_nan_match_reference(rng):
+    # float32 2x2 pools with a multiple of 8 channels take the vectorised
+    # loop of _pool_simd.h; its tie and NaN rules must match the reference.
+    x = rng.integers(0, 3, size=(2, 6, 10, 16)).astype(np.float32)
+    x[0, 0, 0, :4] = np.nan
+    x[1, 3, 5, 8:] = np.nan
+
+    out, argmax = _pool.maxpool2d_forward(x, 2, 2)
+    expected_out, expected_argmax = reference.maxpool2d_forward(x, 2, 2)
 
     np.testing.assert_array_equal(out, expected_out)
     np.testing.assert_array_equal(argmax, expected_argmax)
