@@ -26,7 +26,7 @@ class NotFittedError(ValueError, AttributeError):
 
 
 class SmileNet:
-    """Convolutional network that tells whether a face is smiling.
+    """Convolutional network that predicts whether a face is smiling.
 
     The network is a stack of conv blocks (``kernel_size`` convolution,
     ReLU, 2x2 max pooling), then fully connected layers with ReLU and

@@ -19,10 +19,9 @@ Conventions
   is a new array allocated here.
 - Forward runs prange over (sample, output row) pairs. Backward runs prange
   over samples, because overlapping windows of neighbouring output rows add
-  into the same input row. For float32 with a multiple of 8 channels, when
-  every argmax of a sample lies in its own disjoint 2x2 block (2x2 pools
-  with stride 2), backward writes the sample in one pass instead of
-  zero-filling it and scattering (see _pool_simd.h).
+  into the same input row.
+- float32 2x2 pools with stride 2 and a multiple of 8 channels run the
+  vectorised forward loop of _pool_simd.h.
 """
 
 import numpy as np
@@ -30,7 +29,6 @@ import numpy as np
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.string cimport memset
 
 from _checks cimport (
     check_float_array,
@@ -45,10 +43,6 @@ cdef extern from "_pool_simd.h" nogil:
         const float* x, Py_ssize_t height, Py_ssize_t width, Py_ssize_t n_channels,
         float* out, int* argmax, Py_ssize_t out_height, Py_ssize_t out_width,
         Py_ssize_t row_start, Py_ssize_t row_stop)
-    int csmile_maxpool2x2_backward_sample_f32(
-        const float* grad_output, const int* argmax, float* grad_input,
-        Py_ssize_t height, Py_ssize_t width, Py_ssize_t out_height,
-        Py_ssize_t out_width, Py_ssize_t n_channels, Py_ssize_t sample)
 
 cdef Py_ssize_t MAX_FLAT_INDEX = 2147483647
 
@@ -280,10 +274,6 @@ cdef Py_ssize_t _maxpool_backward(
     cdef Py_ssize_t n_positions = grad_input.shape[1] * grad_input.shape[2]
     cdef Py_ssize_t n_channels = grad_input.shape[3]
     cdef Py_ssize_t n_outputs = grad_output.shape[1] * grad_output.shape[2]
-    cdef Py_ssize_t height = grad_input.shape[1], width = grad_input.shape[2]
-    cdef Py_ssize_t out_height = grad_output.shape[1], out_width = grad_output.shape[2]
-    cdef bint try_blocks = (floating is float and n_channels % 8 == 0
-                            and 2 * out_height <= height and 2 * out_width <= width)
     cdef const floating* grad_output_data = &grad_output[0, 0, 0, 0]
     cdef const int* argmax_data = &argmax[0, 0, 0, 0]
     cdef floating* grad_input_data = &grad_input[0, 0, 0, 0]
@@ -291,16 +281,10 @@ cdef Py_ssize_t _maxpool_backward(
     with nogil:
         for sample in prange(n_samples, schedule="static", num_threads=n_threads,
                              use_threads_if=n_threads > 1):
-            if not (try_blocks and csmile_maxpool2x2_backward_sample_f32(
-                <const float*>grad_output_data, argmax_data, <float*>grad_input_data,
-                height, width, out_height, out_width, n_channels, sample
-            )):
-                memset(grad_input_data + sample * n_positions * n_channels, 0,
-                       n_positions * n_channels * sizeof(floating))
-                n_invalid += _maxpool_backward_sample(
-                    grad_output_data, argmax_data, grad_input_data,
-                    n_outputs, n_positions, n_channels, sample
-                )
+            n_invalid += _maxpool_backward_sample(
+                grad_output_data, argmax_data, grad_input_data,
+                n_outputs, n_positions, n_channels, sample
+            )
     return n_invalid
 
 
@@ -394,10 +378,9 @@ def maxpool2d_backward(grad_output, argmax, input_shape, n_threads=1):
     shape = _check_input_shape(input_shape, grad_shape, func_name)
     threads = thread_count(n_threads, shape[0], func_name)
 
+    grad_input = np.zeros(shape, dtype=grad_array.dtype)
     if grad_array.size == 0:
-        return np.zeros(shape, dtype=grad_array.dtype)
-    # _maxpool_backward writes every element, so no zero fill is needed here.
-    grad_input = np.empty(shape, dtype=grad_array.dtype)
+        return grad_input
     if cnp.PyArray_TYPE(grad_array) == cnp.NPY_FLOAT32:
         n_invalid = _maxpool_backward[float](grad_array, argmax_array, grad_input, threads)
     else:

@@ -14,7 +14,6 @@
 #define CSMILE_POOL_SIMD_H
 
 #include <stddef.h>
-#include <string.h>
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define CSMILE_POOL_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -70,77 +69,6 @@ void csmile_maxpool2x2_rows_f32(
             argmax_pixel += n_channels;
         }
     }
-}
-
-/* Write every gradient of one sample in one pass, in place of zero-filling
- * grad_input and scattering into it. This is exact when each argmax lies in
- * its own output pixel's 2x2 block (rows 2 * out_y and 2 * out_y + 1,
- * columns likewise), as 2x2 pools with stride 2 always give. The blocks do
- * not overlap, so each input position receives the gradient of at most one
- * output, and positions outside every block (an odd last row or column)
- * receive zero. Requires 2 * out_height <= height, 2 * out_width <= width
- * and n_channels a multiple of 8. Returns 0 when some argmax lies outside
- * its block, and the caller must then redo the partly written sample. */
-CSMILE_POOL_CLONES
-int csmile_maxpool2x2_backward_sample_f32(
-    const float* restrict grad_output, const int* restrict argmax,
-    float* restrict grad_input, ptrdiff_t height, ptrdiff_t width,
-    ptrdiff_t out_height, ptrdiff_t out_width, ptrdiff_t n_channels,
-    ptrdiff_t sample)
-{
-    const ptrdiff_t row_stride = width * n_channels;
-    const float* grad_pixel = grad_output + sample * out_height * out_width * n_channels;
-    const int* argmax_pixel = argmax + sample * out_height * out_width * n_channels;
-    float* grad_sample = grad_input + sample * height * row_stride;
-    int outside = 0;
-
-    for (ptrdiff_t out_y = 0; out_y < out_height; ++out_y) {
-        for (ptrdiff_t out_x = 0; out_x < out_width; ++out_x) {
-            const int base = (int)(2 * out_y * width + 2 * out_x);
-            const int below = base + (int)width;
-            float* top = grad_sample + (ptrdiff_t)base * n_channels;
-            float* bottom = top + row_stride;
-            for (ptrdiff_t lane = 0; lane < n_channels; lane += 8) {
-                /* Gradients go through as bit patterns ANDed with all-ones or
-                 * zero masks: selects written with ?: compiled to branches,
-                 * which mispredict on random argmax. Local arrays let the
-                 * compiler prove that the four stores do not overlap. */
-                unsigned int bits[8], top_left[8], top_right[8];
-                unsigned int bottom_left[8], bottom_right[8];
-                int lane_outside = 0;
-                memcpy(bits, grad_pixel + lane, sizeof(bits));
-#if defined(__GNUC__)
-#pragma GCC unroll 8
-#endif
-                for (int c = 0; c < 8; ++c) {
-                    const int position = argmax_pixel[lane + c];
-                    top_left[c] = bits[c] & -(unsigned int)(position == base);
-                    top_right[c] = bits[c] & -(unsigned int)(position == base + 1);
-                    bottom_left[c] = bits[c] & -(unsigned int)(position == below);
-                    bottom_right[c] = bits[c] & -(unsigned int)(position == below + 1);
-                    lane_outside |= (position != base) & (position != base + 1)
-                                    & (position != below) & (position != below + 1);
-                }
-                memcpy(top + lane, top_left, sizeof(top_left));
-                memcpy(top + n_channels + lane, top_right, sizeof(top_right));
-                memcpy(bottom + lane, bottom_left, sizeof(bottom_left));
-                memcpy(bottom + n_channels + lane, bottom_right, sizeof(bottom_right));
-                outside |= lane_outside;
-            }
-            grad_pixel += n_channels;
-            argmax_pixel += n_channels;
-        }
-        if (width > 2 * out_width) {
-            const ptrdiff_t n_rest = (width - 2 * out_width) * n_channels;
-            for (int dy = 0; dy < 2; ++dy)
-                memset(grad_sample + (2 * out_y + dy) * row_stride + 2 * out_width * n_channels,
-                       0, (size_t)n_rest * sizeof(float));
-        }
-    }
-    if (height > 2 * out_height)
-        memset(grad_sample + 2 * out_height * row_stride, 0,
-               (size_t)((height - 2 * out_height) * row_stride) * sizeof(float));
-    return !outside;
 }
 
 #endif

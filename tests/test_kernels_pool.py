@@ -98,10 +98,8 @@ def test_pool_backward_overlap_accumulates():
 
 
 def test_pool_backward_argmax_outside_block(rng):
-    # For 2x2 windows with stride 2, backward writes each sample in one pass
-    # while every argmax lies in its own 2x2 block. Two outputs of sample 1
-    # point at position 0 instead, so their gradients add up there. Sample 1
-    # must fall back to scattering while samples 0 and 2 keep the one-pass path.
+    # Two outputs of sample 1 point at position 0, outside their own 2x2
+    # windows, so their gradients must add up there.
     x = rng.standard_normal((3, 6, 7, 4))
     _, argmax = _pool.maxpool2d_forward(x, 2, 2)
     argmax[1, 2, 2, 1] = 0

@@ -73,7 +73,7 @@ class Network:
 
     @classmethod
     def from_config(cls, configs, dtype=np.float32):
-        """Build a network with zero-free random weights from ``to_config`` output."""
+        """Build a network from ``to_config`` output, with new random weights for ``set_weights`` to replace."""
         layers = []
         for config in configs:
             config = dict(config)
