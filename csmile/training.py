@@ -51,11 +51,14 @@ def learning_rate_at(schedule, base_rate, step, n_steps, n_warmup_steps):
 def predict_logits(network, faces, normalization, dtype):
     """Run ``network`` in inference mode on raw faces, in batches to bound memory."""
     n_samples = len(faces)
+    if n_samples <= PREDICT_BATCH_SIZE:
+        batch = normalize(faces, normalization)
+        return network.forward(batch.astype(dtype, copy=False)[..., None])
     outputs = []
     for start in range(0, n_samples, PREDICT_BATCH_SIZE):
         batch = normalize(faces[start:start + PREDICT_BATCH_SIZE], normalization)
         outputs.append(network.forward(batch.astype(dtype, copy=False)[..., None]))
-    return np.concatenate(outputs) if outputs else np.empty((0, 2), dtype=dtype)
+    return np.concatenate(outputs)
 
 
 class Trainer:

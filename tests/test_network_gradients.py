@@ -142,3 +142,25 @@ def test_whole_network_gradients(padding, rng):
             analytic, numerical_gradient(objective, param), rtol=1e-5, atol=1e-7,
             err_msg=f"layer {layer_idx} {name}",
         )
+
+
+def test_adam_first_step_moves_by_learning_rate():
+    # After one bias-corrected step, m_hat / sqrt(v_hat) = sign(grad), so
+    # each parameter moves by learning_rate (up to epsilon).
+    from csmile.nn import Adam
+
+    param = np.array([1.0, -2.0, 0.5])
+    grad = np.array([0.3, -4.0, 1e-3])
+    Adam(learning_rate=0.1, epsilon=1e-12).step([("p", param, grad)])
+    np.testing.assert_allclose(param, [0.9, -1.9, 0.4], rtol=1e-6)
+
+
+def test_sgd_momentum_accumulates():
+    from csmile.nn import SGD
+
+    param = np.array([0.0])
+    optimizer = SGD(learning_rate=0.5, momentum=0.9)
+    optimizer.step([("p", param, np.array([1.0]))])
+    optimizer.step([("p", param, np.array([1.0]))])
+    # velocity: -0.5, then 0.9 * -0.5 - 0.5 = -0.95; position -0.5 - 0.95
+    np.testing.assert_allclose(param, [-1.45])

@@ -153,22 +153,31 @@ class MaxPool2D(Layer):
 
 
 class ReLU(Layer):
-    """Rectified linear unit, ``max(x, 0)``, with gradient 0 at 0."""
+    """Rectified linear unit, ``max(x, 0)``, with gradient 0 at 0.
+
+    With ``inplace=True`` the input array is overwritten with the output,
+    which saves an allocation; the network uses it where the input is a
+    fresh array that no other layer keeps.
+    """
 
     _cache_names = ("_mask",)
 
-    def __init__(self):
+    def __init__(self, inplace=False):
         super().__init__()
+        self.inplace = inplace
         self._mask = None
 
     def forward(self, x, training=False):
-        out = np.maximum(x, 0)
+        out = np.maximum(x, 0, out=x if self.inplace else None)
         if training:
             self._mask = out > 0
         return out
 
     def backward(self, grad_output):
         return grad_output * self._mask
+
+    def to_config(self):
+        return {"type": "ReLU", "inplace": self.inplace}
 
 
 class Flatten(Layer):

@@ -109,11 +109,12 @@ def build_network(input_shape, filters, kernel_size, padding, dense, dropout,
                 f"the input of {input_shape[0]}x{input_shape[1]} pixels is too small for "
                 f"{len(filters)} conv blocks; use fewer filters entries or a larger image_size"
             )
-        layers += [conv, pool, ReLU()]
+        # Pooling and dense outputs are fresh arrays, so their ReLU may overwrite them.
+        layers += [conv, pool, ReLU(inplace=True)]
     layers.append(Flatten())
     n_features = int(np.prod(shape))
     for n_units in dense:
-        layers += [Dense(n_features, n_units, dtype=dtype, rng=rng), ReLU()]
+        layers += [Dense(n_features, n_units, dtype=dtype, rng=rng), ReLU(inplace=True)]
         if dropout > 0:
             layers.append(Dropout(dropout, rng=rng.integers(2**32)))
         n_features = n_units

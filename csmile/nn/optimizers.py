@@ -42,6 +42,7 @@ class Adam:
         self.weight_decay = weight_decay
         self._first_moment = {}
         self._second_moment = {}
+        self._scratch = {}
         self._n_steps = 0
 
     def step(self, params_and_grads):
@@ -55,14 +56,25 @@ class Adam:
             if first is None:
                 first = self._first_moment[key] = np.zeros_like(param)
                 self._second_moment[key] = np.zeros_like(param)
+                self._scratch[key] = np.empty_like(param)
             second = self._second_moment[key]
+            # Every step works in place through one scratch array per
+            # parameter, so an update allocates nothing.
+            scratch = self._scratch[key]
+            np.multiply(grad, 1.0 - self.beta1, out=scratch)
             first *= self.beta1
-            first += (1.0 - self.beta1) * grad
+            first += scratch
+            np.square(grad, out=scratch)
+            scratch *= 1.0 - self.beta2
             second *= self.beta2
-            second += (1.0 - self.beta2) * np.square(grad)
+            second += scratch
             if self.weight_decay and param.ndim > 1:
                 param *= 1.0 - self.learning_rate * self.weight_decay
-            param -= step_size * first / (np.sqrt(second) + self.epsilon)
+            np.sqrt(second, out=scratch)
+            scratch += self.epsilon
+            np.divide(first, scratch, out=scratch)
+            scratch *= step_size
+            param -= scratch
 
 
 def make_optimizer(name, learning_rate, momentum=0.9, weight_decay=0.0):
