@@ -20,6 +20,10 @@ logger = logging.getLogger(__name__)
 
 PRETRAINED_RESOURCE = "smilenet.npz"
 
+# Prediction uses one thread below this many faces per thread (measured on
+# 2 cores: one face took 0.29 ms on 1 thread and 0.42 ms on 2).
+MIN_FACES_PER_THREAD = 4
+
 
 class NotFittedError(ValueError, AttributeError):
     """Raised when a SmileNet is used for prediction before ``fit``."""
@@ -278,7 +282,9 @@ class SmileNet:
             len(faces), 0 if validation_faces is None else len(validation_faces),
             network.n_parameters, n_threads,
         )
-        with blas_thread_limit(n_threads):
+        # The kernels share the cores through OpenMP; BLAS threads on top of
+        # them (for the dense layers) would compete for the same cores.
+        with blas_thread_limit(1):
             history, best_epoch = trainer.fit(faces, encoded, validation_faces, validation_labels)
 
         self.classes_ = classes
@@ -339,12 +345,20 @@ class SmileNet:
         """
         self._check_fitted()
         faces = to_faces(X, size=self.image_size)
-        logits = predict_logits(self.network_, faces, self.normalization, np.float32)
+        if self.test_time_mirror:
+            faces = np.concatenate([faces, faces[:, :, ::-1]])
+        if len(faces) < MIN_FACES_PER_THREAD * 2 or self.n_threads_ == 1:
+            # Waking a second thread costs more than it saves on a few faces.
+            self.network_.set_n_threads(1)
+            logits = predict_logits(self.network_, faces, self.normalization, np.float32)
+        else:
+            self.network_.set_n_threads(self.n_threads_)
+            with blas_thread_limit(1):
+                logits = predict_logits(self.network_, faces, self.normalization, np.float32)
         probabilities = softmax(logits.astype(np.float64))
         if self.test_time_mirror:
-            mirrored = np.ascontiguousarray(faces[:, :, ::-1])
-            mirrored_logits = predict_logits(self.network_, mirrored, self.normalization, np.float32)
-            probabilities = 0.5 * (probabilities + softmax(mirrored_logits.astype(np.float64)))
+            n_samples = len(faces) // 2
+            probabilities = 0.5 * (probabilities[:n_samples] + probabilities[n_samples:])
         return probabilities
 
     def predict(self, X):
