@@ -186,7 +186,7 @@ class SmileNet:
         Examples
         --------
         >>> model = SmileNet.pretrained()
-        >>> list(model.classes_)
+        >>> model.classes_.tolist()
         ['not smiling', 'smiling']
         """
         with resources.as_file(resources.files("csmile") / "pretrained" / PRETRAINED_RESOURCE) as path:
