@@ -2,7 +2,6 @@
 
 import inspect
 import logging
-import numbers
 import os
 from importlib import resources
 
@@ -14,6 +13,7 @@ from .data.augment import Augmenter
 from .data.images import NORMALIZE_METHODS, to_faces
 from .nn import Network, build_network, softmax
 from .threads import blas_thread_limit, resolve_n_threads
+from .validation import check_choice, check_float, check_int, check_int_tuple
 from .training import Trainer, predict_logits, stratified_split
 
 logger = logging.getLogger(__name__)
@@ -295,26 +295,26 @@ class SmileNet:
         return self
 
     def _validate_params(self):
-        _check_int_tuple("filters", self.filters, allow_empty=True)
-        _check_int_tuple("dense", self.dense, allow_empty=True)
-        _check_int("kernel_size", self.kernel_size, 1)
-        _check_int("epochs", self.epochs, 1)
-        _check_int("batch_size", self.batch_size, 1)
-        _check_int("image_size", self.image_size, 4)
-        _check_int("patience", self.patience, 1)
-        _check_choice("padding", self.padding, ("same", "valid"))
-        _check_choice("optimizer", self.optimizer, ("adam", "sgd"))
-        _check_choice("class_weight", self.class_weight, ("balanced", None))
-        _check_choice("normalization", self.normalization, NORMALIZE_METHODS)
-        _check_choice("lr_schedule", self.lr_schedule, ("cosine", "constant"))
-        _check_float("learning_rate", self.learning_rate, 0.0, None, low_open=True)
-        _check_float("dropout", self.dropout, 0.0, 1.0, high_open=True)
-        _check_float("momentum", self.momentum, 0.0, 1.0, high_open=True)
-        _check_float("weight_decay", self.weight_decay, 0.0, None)
-        _check_float("validation_fraction", self.validation_fraction, 0.0, 1.0, high_open=True)
-        _check_float("threshold", self.threshold, 0.0, 1.0)
+        check_int_tuple("filters", self.filters, allow_empty=True)
+        check_int_tuple("dense", self.dense, allow_empty=True)
+        check_int("kernel_size", self.kernel_size, 1)
+        check_int("epochs", self.epochs, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("image_size", self.image_size, 4)
+        check_int("patience", self.patience, 1)
+        check_choice("padding", self.padding, ("same", "valid"))
+        check_choice("optimizer", self.optimizer, ("adam", "sgd"))
+        check_choice("class_weight", self.class_weight, ("balanced", None))
+        check_choice("normalization", self.normalization, NORMALIZE_METHODS)
+        check_choice("lr_schedule", self.lr_schedule, ("cosine", "constant"))
+        check_float("learning_rate", self.learning_rate, 0.0, None, low_open=True)
+        check_float("dropout", self.dropout, 0.0, 1.0, high_open=True)
+        check_float("momentum", self.momentum, 0.0, 1.0, high_open=True)
+        check_float("weight_decay", self.weight_decay, 0.0, None)
+        check_float("validation_fraction", self.validation_fraction, 0.0, 1.0, high_open=True)
+        check_float("threshold", self.threshold, 0.0, 1.0)
         if self.n_jobs is not None:
-            _check_int("n_jobs", self.n_jobs, 1)
+            check_int("n_jobs", self.n_jobs, 1)
         if not isinstance(self.test_time_mirror, bool):
             raise TypeError(f"test_time_mirror must be True or False, got {self.test_time_mirror!r}")
         if not isinstance(self.augment, (bool, dict)):
@@ -498,37 +498,3 @@ def _same_value(a, b):
         return bool(a == b)
     except ValueError:
         return False
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def _check_int_tuple(name, value, allow_empty):
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        raise TypeError(f"{name} must be a tuple of integers such as ({value},), got {value!r}")
-    try:
-        items = tuple(value)
-    except TypeError:
-        raise TypeError(f"{name} must be a tuple of integers, got {value!r}") from None
-    if not items and not allow_empty:
-        raise ValueError(f"{name} must not be empty")
-    for item in items:
-        _check_int(f"each entry of {name}", item, 1)
-
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
-
-
-def _check_float(name, value, low, high, low_open=False, high_open=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if (low is not None and (value < low or (low_open and value == low))) or (
-        high is not None and (value > high or (high_open and value == high))
-    ):
-        low_text = "(" if low_open else "["
-        high_text = ")" if high_open else "]"
-        raise ValueError(f"{name} must be in {low_text}{low}, {'inf' if high is None else high}{high_text}, got {value!r}")
