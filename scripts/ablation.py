@@ -37,10 +37,10 @@ VARIANTS = {
     "normalisation: divide by 255 only": {"normalization": "none"},
     "depth: 2 conv blocks (16, 32)": {"filters": (16, 32)},
     "depth: 1 conv block (16)": {"filters": (16,)},
-    "2019 study net (8 filters, no dense, SGD)": {
+    "2019 study net (8 filters, per-image SGD)": {
         "filters": (8,), "padding": "valid", "dense": (), "dropout": 0.0, "optimizer": "sgd",
-        "momentum": 0.0, "learning_rate": 0.005, "class_weight": None, "augment": False,
-        "lr_schedule": "constant",
+        "momentum": 0.0, "learning_rate": 0.005, "batch_size": 1, "class_weight": None,
+        "augment": False, "weight_decay": 0.0, "lr_schedule": "constant",
     },
 }
 
