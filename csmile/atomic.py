@@ -3,6 +3,7 @@
 import contextlib
 import os
 import secrets
+import stat
 
 
 @contextlib.contextmanager
@@ -14,6 +15,12 @@ def atomic_output_path(path):
     when the block raises. Its permissions follow the process umask, as a
     file opened normally would.
 
+    A symbolic link is followed, so the file it points to is replaced and the
+    link stays. A path that exists but is not a regular file (a device such
+    as ``/dev/null``, a named pipe) is yielded unchanged and written in
+    place, because renaming over it would replace the device itself; such
+    output is not atomic.
+
     Raises
     ------
     FileNotFoundError
@@ -21,14 +28,17 @@ def atomic_output_path(path):
     IsADirectoryError
         If ``path`` is an existing folder.
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
+    path = os.path.realpath(os.fspath(path))
+    folder = os.path.dirname(path)
     if not os.path.isdir(folder):
         raise FileNotFoundError(
             f"cannot write {path}: folder {folder} does not exist; create it first."
         )
     if os.path.isdir(path):
         raise IsADirectoryError(f"cannot write {path}: it is a folder; give a file name.")
+    if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+        yield path
+        return
 
     temp_path = os.path.join(
         folder, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp"

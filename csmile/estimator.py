@@ -20,6 +20,12 @@ logger = logging.getLogger(__name__)
 
 PRETRAINED_RESOURCE = "smilenet.npz"
 
+# Upper bounds that catch typing errors (an extra zero) before they turn into
+# an allocation of many gigabytes.
+MAX_UNITS = 4096
+MAX_KERNEL_SIZE = 15
+MAX_IMAGE_SIZE = 1024
+
 # Prediction uses one thread below this many faces per thread (measured on
 # 2 cores: one face took 0.29 ms on 1 thread and 0.42 ms on 2).
 MIN_FACES_PER_THREAD = 4
@@ -295,12 +301,12 @@ class SmileNet:
         return self
 
     def _validate_params(self):
-        check_int_tuple("filters", self.filters, allow_empty=True)
-        check_int_tuple("dense", self.dense, allow_empty=True)
-        check_int("kernel_size", self.kernel_size, 1)
+        check_int_tuple("filters", self.filters, allow_empty=True, maximum=MAX_UNITS)
+        check_int_tuple("dense", self.dense, allow_empty=True, maximum=MAX_UNITS)
+        check_int("kernel_size", self.kernel_size, 1, maximum=MAX_KERNEL_SIZE)
         check_int("epochs", self.epochs, 1)
         check_int("batch_size", self.batch_size, 1)
-        check_int("image_size", self.image_size, 4)
+        check_int("image_size", self.image_size, 4, maximum=MAX_IMAGE_SIZE)
         check_int("patience", self.patience, 1)
         check_choice("padding", self.padding, ("same", "valid"))
         check_choice("optimizer", self.optimizer, ("adam", "sgd"))
@@ -315,6 +321,8 @@ class SmileNet:
         check_float("threshold", self.threshold, 0.0, 1.0)
         if self.n_jobs is not None:
             check_int("n_jobs", self.n_jobs, 1)
+        if self.random_state is not None and not isinstance(self.random_state, np.random.Generator):
+            check_int("random_state", self.random_state, 0)
         if not isinstance(self.test_time_mirror, bool):
             raise TypeError(f"test_time_mirror must be True or False, got {self.test_time_mirror!r}")
         if not isinstance(self.augment, (bool, dict)):
@@ -429,6 +437,7 @@ def load(path):
         model.classes_ = _classes_from_json(metadata["classes_kind"], metadata["classes"])
         model.history_ = list(metadata.get("history", []))
         model.best_epoch_ = metadata.get("best_epoch")
+        model._validate_params()
     except (KeyError, TypeError, ValueError) as error:
         raise serialization.ModelFileError(
             f"model file {os.fspath(path)} has invalid contents ({error}); save it again with model.save()"
@@ -456,11 +465,18 @@ def _encode_labels(y, n_samples):
         raise ValueError(f"X has {n_samples} faces but y has {len(y)} labels; give one label per face")
     if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
         raise ValueError("y contains NaN or infinite labels; give 0/1, booleans or two strings")
-    classes, encoded = np.unique(y, return_inverse=True)
+    try:
+        classes, encoded = np.unique(y, return_inverse=True)
+    except TypeError:
+        kinds = sorted({type(label).__name__ for label in y.ravel()})
+        raise ValueError(
+            f"y mixes labels of types {', '.join(kinds)} that cannot be sorted; "
+            "use 0/1, booleans or two strings"
+        ) from None
     if len(classes) != 2:
         raise ValueError(
             f"y must contain exactly two classes (smiling and not smiling); got {len(classes)}: "
-            f"{list(classes[:5])}"
+            f"{classes[:5].tolist()}"
         )
     return classes, encoded.astype(np.int64)
 

@@ -55,6 +55,13 @@ def read_model_file(path):
         raise FileNotFoundError(f"model file not found: {path}")
     if os.path.isdir(path):
         raise IsADirectoryError(f"model path is a folder, not a model file: {path}")
+    with open(path, "rb") as handle:
+        signature = handle.read(4)
+    if signature != b"PK\x03\x04":
+        raise ModelFileError(
+            f"{path} is not a csmile model file (not an .npz archive); "
+            "give a file saved by model.save() or 'csmile train'"
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             if "metadata" not in archive.files:
@@ -85,4 +92,10 @@ def read_model_file(path):
             f"{path} uses model format version {version}, but this csmile reads only up to "
             f"version {FORMAT_VERSION}; upgrade csmile (pip install -U csmile)"
         )
+    for name, array in weights.items():
+        if array.dtype.kind != "f" or not np.all(np.isfinite(array)):
+            raise ModelFileError(
+                f"{path} has invalid weights {name!r} (not finite floating-point numbers); "
+                "train the model again"
+            )
     return metadata, weights

@@ -5,13 +5,15 @@ import numbers
 import numpy as np
 
 
-def check_int(name, value, minimum):
-    """Raise ValueError unless ``value`` is an integer (not a bool) of at least ``minimum``."""
+def check_int(name, value, minimum, maximum=None):
+    """Raise ValueError unless ``value`` is an integer (not a bool) from ``minimum`` to ``maximum``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, got {value!r}")
 
 
-def check_int_tuple(name, value, allow_empty):
+def check_int_tuple(name, value, allow_empty, maximum=None):
     """Raise unless ``value`` is a sequence of positive integers, such as ``(16, 32)``."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         raise TypeError(f"{name} must be a tuple of integers such as ({value},), got {value!r}")
@@ -22,7 +24,7 @@ def check_int_tuple(name, value, allow_empty):
     if not items and not allow_empty:
         raise ValueError(f"{name} must not be empty")
     for item in items:
-        check_int(f"each entry of {name}", item, 1)
+        check_int(f"each entry of {name}", item, 1, maximum)
 
 
 def check_choice(name, value, choices):
@@ -44,4 +46,5 @@ def check_float(name, value, low, high, low_open=False, high_open=False):
     ):
         low_text = "(" if low_open else "["
         high_text = ")" if high_open else "]"
+        high_text = ")" if high is None else high_text
         raise ValueError(f"{name} must be in {low_text}{low}, {'inf' if high is None else high}{high_text}, got {value!r}")

@@ -50,6 +50,10 @@ def main(argv=None):
     parser.add_argument("train_list", help="list of training images, relative to the data folder")
     parser.add_argument("--out", default="csmile/pretrained/smilenet.npz", help="model file to write")
     parser.add_argument("--epochs", type=int, default=SETTINGS["epochs"], help="maximum epochs")
+    parser.add_argument(
+        "--filters", default=",".join(map(str, SETTINGS["filters"])),
+        help="filters of each conv block, comma-separated",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -60,7 +64,8 @@ def main(argv=None):
     dataset = dataset.subset(keep)
     labels = np.array(dataset.class_names)[dataset.labels]
 
-    settings = dict(SETTINGS, epochs=args.epochs)
+    filters = tuple(int(value) for value in args.filters.split(","))
+    settings = dict(SETTINGS, epochs=args.epochs, filters=filters)
     started = time.perf_counter()
     model = SmileNet(**settings).fit(dataset.images, labels)
     minutes = (time.perf_counter() - started) / 60

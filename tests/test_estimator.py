@@ -249,3 +249,61 @@ def test_saved_model_follows_umask(fitted, tmp_path):
     finally:
         os.umask(previous)
     assert (tmp_path / "model.npz").stat().st_mode & 0o777 == 0o644
+
+
+def rewrite_model_file(path, change_metadata=None, change_weights=None):
+    """Rewrite a saved model file with edited metadata or weights."""
+    with zipfile.ZipFile(path) as archive:
+        arrays = {name[:-4]: np.load(archive.open(name)) for name in archive.namelist()}
+    metadata = json.loads(arrays["metadata"].tobytes())
+    if change_metadata:
+        change_metadata(metadata)
+    if change_weights:
+        change_weights(arrays)
+    arrays["metadata"] = np.frombuffer(json.dumps(metadata).encode(), dtype=np.uint8)
+    np.savez(path, **arrays)
+
+
+def test_load_text_file_rejected(tmp_path):
+    path = tmp_path / "notes.npz"
+    path.write_text("not a model")
+    with pytest.raises(ModelFileError, match="not an .npz archive"):
+        load(path)
+
+
+def test_load_nan_weights_rejected(fitted, tmp_path):
+    path = tmp_path / "model.npz"
+    fitted.save(path)
+
+    def poison(arrays):
+        name = next(name for name in arrays if name.startswith("weights/"))
+        arrays[name] = np.full_like(arrays[name], np.nan)
+
+    rewrite_model_file(path, change_weights=poison)
+    with pytest.raises(ModelFileError, match="invalid weights"):
+        load(path)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("image_size", 100000), ("threshold", "x"), ("image_size", 0)],
+    ids=["huge-image-size", "text-threshold", "zero-image-size"],
+)
+def test_load_invalid_params_rejected(fitted, tmp_path, field, value):
+    path = tmp_path / "model.npz"
+    fitted.save(path)
+    rewrite_model_file(path, change_metadata=lambda metadata: metadata["params"].update({field: value}))
+    with pytest.raises(ModelFileError, match=field):
+        load(path)
+
+
+def test_unsortable_labels_rejected(synthetic_faces):
+    faces, _ = synthetic_faces
+    with pytest.raises(ValueError, match="cannot be sorted"):
+        SmileNet(**FAST).fit(faces[:4], np.array([None, "a", None, "a"], dtype=object))
+
+
+def test_negative_seed_rejected(synthetic_faces):
+    faces, labels = synthetic_faces
+    with pytest.raises(ValueError, match="random_state"):
+        SmileNet(**dict(FAST, random_state=-1)).fit(faces[:10], labels[:10])

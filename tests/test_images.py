@@ -214,17 +214,17 @@ def test_to_faces_single_path_rejected(tmp_path):
         to_faces(str(tmp_path / "face.png"))
 
 
-def test_to_faces_nan_names_sample(rng):
+def test_to_faces_nan_names_image(rng):
     images = rng.random((3, 8, 8))
     images[2, 1, 1] = np.nan
-    with pytest.raises(ValueError, match="sample 2"):
+    with pytest.raises(ValueError, match="image 2 of the batch"):
         to_faces(images)
 
 
 def test_to_faces_inf_rejected(rng):
     images = rng.random((2, 8, 8))
     images[0, 0, 0] = np.inf
-    with pytest.raises(ValueError, match="sample 0"):
+    with pytest.raises(ValueError, match="image 0 of the batch"):
         to_faces(images)
 
 

@@ -94,6 +94,8 @@ def _command_train(args):
     from ..plots import plot_history, write_history_csv
 
     model = _build_model(args)
+    # Reject invalid options before spending time on reading the data.
+    model._validate_params()
     history_path = args.history or _default_history_path(args.out)
     _check_output_path(args.out, "--out")
     _check_output_path(history_path, "--history")

@@ -297,14 +297,13 @@ def _to_float_scale(array):
     if not finite.all():
         bad_index = int(np.flatnonzero(~finite)[0])
         raise ValueError(
-            f"sample {bad_index} contains NaN or infinite values; replace or drop it before calling to_faces"
+            f"image {bad_index} of the batch contains NaN or infinite values; replace or drop it"
         )
     low, high = float(pixels.min()), float(pixels.max())
-    if np.issubdtype(array.dtype, np.floating) and high <= 1.0:
-        pixels *= 255.0
-        low *= 255.0
-        high *= 255.0
-    if low < 0.0 or high > 255.0:
+    scale = 255.0 if np.issubdtype(array.dtype, np.floating) and high <= 1.0 else 1.0
+    if scale != 1.0:
+        pixels *= scale
+    if low * scale < 0.0 or high * scale > 255.0:
         raise ValueError(
             f"expected pixel values in 0..255 (or 0..1 for floats), got values from {low:g} to {high:g}; "
             "rescale the images first (16-bit images: divide by 257)"
