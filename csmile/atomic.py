@@ -16,9 +16,9 @@ def atomic_output_path(path):
     file opened normally would.
 
     A symbolic link is followed, so the file it points to is replaced and the
-    link stays. A path that exists but is not a regular file (a device such
-    as ``/dev/null``, a named pipe) is yielded unchanged and written in
-    place, because renaming over it would replace the device itself; such
+    link stays. A path that exists but is not a regular file, such as the
+    device ``/dev/null`` or a named pipe, is yielded unchanged and written in
+    place, because renaming over it would replace the device itself. Such
     output is not atomic.
 
     Raises

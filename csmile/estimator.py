@@ -89,7 +89,7 @@ class SmileNet:
         "cosine" warms up linearly during the first epoch, then decays to 0
         over ``epochs`` along half a cosine.
     threshold : float, default=0.5
-        Smile probability from which ``predict`` answers the positive class.
+        Smile probability from which ``predict`` returns the positive class.
     test_time_mirror : bool, default=False
         Average the probabilities of each face and of its mirror image in
         ``predict_proba``, which costs a second forward pass.
