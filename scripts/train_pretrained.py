@@ -54,6 +54,10 @@ def main(argv=None):
         "--filters", default=",".join(map(str, SETTINGS["filters"])),
         help="filters of each conv block, comma-separated",
     )
+    parser.add_argument(
+        "--class-weight", choices=["balanced", "none"], default=SETTINGS["class_weight"],
+        help="weighting of the two classes in the loss",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -65,7 +69,8 @@ def main(argv=None):
     labels = np.array(dataset.class_names)[dataset.labels]
 
     filters = tuple(int(value) for value in args.filters.split(","))
-    settings = dict(SETTINGS, epochs=args.epochs, filters=filters)
+    class_weight = None if args.class_weight == "none" else args.class_weight
+    settings = dict(SETTINGS, epochs=args.epochs, filters=filters, class_weight=class_weight)
     started = time.perf_counter()
     model = SmileNet(**settings).fit(dataset.images, labels)
     minutes = (time.perf_counter() - started) / 60
