@@ -113,6 +113,9 @@ class SmileNet:
         val_loss, val_accuracy, val_balanced_accuracy; learning_rate, seconds.
     best_epoch_ : int
         The epoch whose weights were kept.
+    validation_indices_ : ndarray or None
+        Indices into the ``X`` given to ``fit`` of the faces held out for
+        validation; None without validation. Not saved by ``save``.
 
     Examples
     --------
@@ -267,6 +270,7 @@ class SmileNet:
         classes, encoded = _encode_labels(y, len(faces))
         rng = np.random.default_rng(self.random_state)
 
+        validation_idx = None
         if self.validation_fraction > 0:
             train_idx, validation_idx = stratified_split(encoded, self.validation_fraction, rng)
             validation_faces, validation_labels = faces[validation_idx], encoded[validation_idx]
@@ -297,6 +301,7 @@ class SmileNet:
         self.network_ = network
         self.history_ = history
         self.best_epoch_ = best_epoch
+        self.validation_indices_ = validation_idx
         self.n_threads_ = n_threads
         return self
 
