@@ -5,7 +5,7 @@ Usage::
     python scripts/ablation.py SMILESMILED_DIR TRAIN_LIST [--epochs 8] [--out docs/ablation.csv]
 
 The training list is split once (stratified, seed 0) into 85% for training
-and 15% for validation; every variant trains on the same 85% for the same
+and 15% for validation. Every variant trains on the same 85% for the same
 number of epochs and is scored on the same 15%. The test list is not read.
 Each variant changes one setting of ``BASE``.
 """
