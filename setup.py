@@ -2,8 +2,8 @@
 
 The Cython sources in ``src_c/`` become extension modules inside
 ``csmile.kernels``. OpenMP is used when a small test program compiles and
-links with it; otherwise the kernels are built single-threaded and a warning
-says so. Set ``CSMILE_BOUNDSCHECK=1`` to build with bounds and wraparound
+links with it. Otherwise the kernels are built single-threaded, with a
+warning. Set ``CSMILE_BOUNDSCHECK=1`` to build with bounds and wraparound
 checks turned back on, which helps to hunt a crash.
 """
 

@@ -388,7 +388,7 @@ def maxpool2d_backward(grad_output, argmax, input_shape, n_threads=1):
     if n_invalid:
         height, width = shape[1], shape[2]
         raise ValueError(
-            f"{func_name}: argmax holds {n_invalid} values outside "
+            f"{func_name}: invalid argmax, {n_invalid} value(s) outside "
             f"[0, {height * width}) for inputs of height {height} and width "
             f"{width}; pass the argmax returned by maxpool2d_forward for this "
             "input shape."

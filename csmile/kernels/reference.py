@@ -390,7 +390,7 @@ def maxpool2d_backward(grad_output, argmax, input_shape, n_threads=1):
     )
     if argmax.size and (argmax.min() < 0 or argmax.max() >= height * width):
         raise ValueError(
-            f"{func_name}: argmax holds values outside [0, {height * width}) "
+            f"{func_name}: invalid argmax, values outside [0, {height * width}) "
             f"for inputs of height {height} and width {width}; pass the argmax "
             "returned by maxpool2d_forward for this input shape."
         )

@@ -156,7 +156,7 @@ class ReLU(Layer):
     """Rectified linear unit, ``max(x, 0)``, with gradient 0 at 0.
 
     With ``inplace=True`` the input array is overwritten with the output,
-    which saves an allocation; the network uses it where the input is a
+    which saves an allocation. The network uses it where the input is a
     fresh array that no other layer keeps.
     """
 
