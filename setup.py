@@ -19,7 +19,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-KERNEL_MODULES = ["_conv", "_pool"]
+KERNEL_MODULES = ["_conv", "_pool", "_norm"]
 
 OPENMP_TEST_PROGRAM = """
 #include <omp.h>

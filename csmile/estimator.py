@@ -24,6 +24,7 @@ PRETRAINED_RESOURCE = "smilenet.npz"
 # an allocation of many gigabytes.
 MAX_UNITS = 4096
 MAX_KERNEL_SIZE = 15
+MAX_CONVS_PER_BLOCK = 8
 MAX_IMAGE_SIZE = 1024
 
 # Prediction uses one thread below this many faces per thread (measured on
@@ -38,8 +39,9 @@ class NotFittedError(ValueError, AttributeError):
 class SmileNet:
     """Convolutional network that predicts whether a face is smiling.
 
-    The network is a stack of conv blocks (``kernel_size`` convolution,
-    ReLU, 2x2 max pooling), then fully connected layers with ReLU and
+    The network is a stack of conv blocks (``convs_per_block``
+    convolutions of ``kernel_size``, each followed by a ReLU, with 2x2 max
+    pooling after the last and optional batch normalisation), then fully connected layers with ReLU and
     dropout, then a two-way softmax trained with cross-entropy. Images are
     converted to grayscale, resized to ``image_size`` and normalised per
     image; the fitted model stores that preprocessing, so prediction always
@@ -53,6 +55,11 @@ class SmileNet:
         Height and width of the convolution kernels.
     padding : {"same", "valid"}, default="same"
         Zero padding of the convolutions.
+    convs_per_block : int, default=1
+        Convolutions in each conv block, all with that block's filters.
+    batch_norm : bool, default=False
+        Normalise each convolution's output channels with the statistics of
+        the batch in training and their running averages at inference.
     dense : tuple of int, default=(128,)
         Units of each hidden fully connected layer.
     dropout : float, default=0.5
@@ -85,6 +92,11 @@ class SmileNet:
         Stop after ``patience`` epochs without a lower validation loss and
         keep the weights of the best epoch.
     patience : int, default=6
+    weight_averaging : float, default=0.0
+        Decay of an exponential moving average of the weights, updated
+        after every batch (0.999 averages over about the last 1,000
+        batches). When above 0, validation, early stopping and the fitted
+        model use the averaged weights. 0 turns averaging off.
     lr_schedule : {"cosine", "constant"}, default="cosine"
         "cosine" warms up linearly during the first epoch, then decays to 0
         over ``epochs`` along half a cosine.
@@ -130,15 +142,18 @@ class SmileNet:
     (3, 2)
     """
 
-    def __init__(self, filters=(16, 32, 64), kernel_size=3, padding="same", dense=(128,),
-                 dropout=0.5, epochs=30, batch_size=32, learning_rate=1e-3, optimizer="adam",
-                 momentum=0.9, weight_decay=0.0, class_weight="balanced", augment=True,
-                 normalization="standardize", image_size=64, validation_fraction=0.1,
-                 early_stopping=True, patience=6, lr_schedule="cosine", threshold=0.5,
+    def __init__(self, filters=(16, 32, 64), kernel_size=3, padding="same", convs_per_block=1,
+                 batch_norm=False, dense=(128,), dropout=0.5, epochs=30, batch_size=32,
+                 learning_rate=1e-3, optimizer="adam", momentum=0.9, weight_decay=0.0,
+                 class_weight="balanced", augment=True, normalization="standardize",
+                 image_size=64, validation_fraction=0.1, early_stopping=True, patience=6,
+                 weight_averaging=0.0, lr_schedule="cosine", threshold=0.5,
                  test_time_mirror=False, n_jobs=None, random_state=None, verbose=0):
         self.filters = filters
         self.kernel_size = kernel_size
         self.padding = padding
+        self.convs_per_block = convs_per_block
+        self.batch_norm = batch_norm
         self.dense = dense
         self.dropout = dropout
         self.epochs = epochs
@@ -154,6 +169,7 @@ class SmileNet:
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
         self.patience = patience
+        self.weight_averaging = weight_averaging
         self.lr_schedule = lr_schedule
         self.threshold = threshold
         self.test_time_mirror = test_time_mirror
@@ -280,7 +296,8 @@ class SmileNet:
 
         network = build_network(
             (self.image_size, self.image_size, 1), tuple(self.filters), self.kernel_size,
-            self.padding, tuple(self.dense), self.dropout, rng=rng,
+            self.padding, tuple(self.dense), self.dropout,
+            convs_per_block=self.convs_per_block, batch_norm=self.batch_norm, rng=rng,
         )
         n_threads = resolve_n_threads(self.n_jobs)
         network.set_n_threads(n_threads)
@@ -309,6 +326,7 @@ class SmileNet:
         check_int_tuple("filters", self.filters, allow_empty=True, maximum=MAX_UNITS)
         check_int_tuple("dense", self.dense, allow_empty=True, maximum=MAX_UNITS)
         check_int("kernel_size", self.kernel_size, 1, maximum=MAX_KERNEL_SIZE)
+        check_int("convs_per_block", self.convs_per_block, 1, maximum=MAX_CONVS_PER_BLOCK)
         check_int("epochs", self.epochs, 1)
         check_int("batch_size", self.batch_size, 1)
         check_int("image_size", self.image_size, 4, maximum=MAX_IMAGE_SIZE)
@@ -321,6 +339,7 @@ class SmileNet:
         check_float("learning_rate", self.learning_rate, 0.0, None, low_open=True)
         check_float("dropout", self.dropout, 0.0, 1.0, high_open=True)
         check_float("momentum", self.momentum, 0.0, 1.0, high_open=True)
+        check_float("weight_averaging", self.weight_averaging, 0.0, 1.0, high_open=True)
         check_float("weight_decay", self.weight_decay, 0.0, None)
         check_float("validation_fraction", self.validation_fraction, 0.0, 1.0, high_open=True)
         check_float("threshold", self.threshold, 0.0, 1.0)
@@ -328,8 +347,9 @@ class SmileNet:
             check_int("n_jobs", self.n_jobs, 1)
         if self.random_state is not None and not isinstance(self.random_state, np.random.Generator):
             check_int("random_state", self.random_state, 0)
-        if not isinstance(self.test_time_mirror, bool):
-            raise TypeError(f"test_time_mirror must be True or False, got {self.test_time_mirror!r}")
+        for name in ("batch_norm", "test_time_mirror"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if not isinstance(self.augment, (bool, dict)):
             raise TypeError(f"augment must be True, False or a dict of Augmenter parameters, got {self.augment!r}")
 

@@ -61,6 +61,35 @@ def predict_logits(network, faces, normalization, dtype):
     return np.concatenate(outputs)
 
 
+class WeightAverage:
+    """Exponential moving average of a network's parameters and buffers.
+
+    After each optimiser step, every average moves towards the current
+    value by ``1 - d``, where ``d = min(decay, (1 + step) / (10 + step))``
+    so the first steps, far from any useful weights, fade out fast.
+    Averaged weights often generalise better than the last ones.
+    """
+
+    def __init__(self, network, decay):
+        self.network = network
+        self.decay = decay
+        self.n_updates = 0
+        self.averages = network.get_weights()
+
+    def update(self):
+        decay = min(self.decay, (1.0 + self.n_updates) / (10.0 + self.n_updates))
+        self.n_updates += 1
+        for key, array in self.network._arrays():
+            average = self.averages[key]
+            average += (1.0 - decay) * (array - average)
+
+    def swap(self):
+        """Exchange the network's weights and the averages (call again to undo)."""
+        current = self.network.get_weights()
+        self.network.set_weights(self.averages)
+        self.averages = current
+
+
 class Trainer:
     """Train a network on raw faces (0..255 scale) with the options of a SmileNet."""
 
@@ -88,6 +117,10 @@ class Trainer:
             options["optimizer"], options["learning_rate"], options["momentum"], options["weight_decay"]
         )
         has_validation = validation_faces is not None and len(validation_faces) > 0
+        keep_best = has_validation and options["early_stopping"]
+        average = None
+        if options["weight_averaging"] > 0:
+            average = WeightAverage(self.network, options["weight_averaging"])
 
         history = []
         best_score = -np.inf
@@ -110,6 +143,8 @@ class Trainer:
                     loss, probabilities = self._train_step(
                         faces[batch_indices], labels[batch_indices], optimizer, class_weights, dtype
                     )
+                    if average is not None:
+                        average.update()
                     loss_sum += loss * len(batch_indices)
                     train_predictions[start:start + len(batch_indices)] = probabilities.argmax(axis=1)
                     step += 1
@@ -127,21 +162,31 @@ class Trainer:
                 "balanced_accuracy": balanced_accuracy(shuffled_labels, train_predictions),
                 "learning_rate": optimizer.learning_rate,
             }
-            if has_validation:
-                record.update(self._validate(validation_faces, validation_labels, class_weights, dtype))
-            record["seconds"] = time.perf_counter() - started
-            history.append(record)
-            logger.info(_format_record(record))
+            # Validation and the kept weights use the averages; training
+            # goes on from the raw weights.
+            if average is not None:
+                average.swap()
+            try:
+                if has_validation:
+                    record.update(self._validate(validation_faces, validation_labels, class_weights, dtype))
+                record["seconds"] = time.perf_counter() - started
+                history.append(record)
+                logger.info(_format_record(record))
+                # A lower class-weighted validation loss is the monitored gain;
+                # it is smoother than validation accuracy on a few hundred faces.
+                improved = keep_best and -record["val_loss"] > best_score
+                # Without early stopping the latest averages are the result.
+                if improved or (average is not None and not keep_best):
+                    best_weights = self.network.get_weights()
+            finally:
+                if average is not None:
+                    average.swap()
 
-            if not has_validation or not options["early_stopping"]:
+            if not keep_best:
                 continue
-            # A lower class-weighted validation loss is the monitored gain; it is
-            # smoother than validation accuracy on a few hundred faces.
-            score = -record["val_loss"]
-            if score > best_score:
-                best_score = score
+            if improved:
+                best_score = -record["val_loss"]
                 best_epoch = epoch
-                best_weights = self.network.get_weights()
                 n_epochs_without_gain = 0
             else:
                 n_epochs_without_gain += 1

@@ -94,7 +94,8 @@ def test_nan_faces_rejected(synthetic_faces):
     "params",
     [{"filters": 16}, {"epochs": 0}, {"optimizer": "rmsprop"}, {"dropout": 1.0},
      {"learning_rate": -1.0}, {"padding": "full"}, {"class_weight": "auto"}, {"n_jobs": 0},
-     {"threshold": 1.5}, {"augment": "yes"}],
+     {"threshold": 1.5}, {"augment": "yes"}, {"convs_per_block": 0}, {"batch_norm": "on"},
+     {"weight_averaging": 1.0}, {"weight_averaging": -0.1}],
     ids=lambda params: next(iter(params)),
 )
 def test_invalid_params_rejected_in_fit(params, synthetic_faces):
@@ -171,6 +172,62 @@ def test_save_load_round_trip(fitted, synthetic_faces, tmp_path):
     np.testing.assert_array_equal(restored.predict_proba(faces), fitted.predict_proba(faces))
     assert restored.get_params() == fitted.get_params()
     assert restored.history_ == fitted.history_
+
+
+@pytest.fixture(scope="module")
+def fitted_deep(synthetic_faces):
+    faces, labels = synthetic_faces
+    params = dict(FAST, convs_per_block=2, batch_norm=True, weight_averaging=0.9, epochs=4)
+    return SmileNet(**params).fit(faces[:300], labels[:300])
+
+
+def test_deep_batch_norm_network_learns(fitted_deep, synthetic_faces):
+    faces, labels = synthetic_faces
+    assert fitted_deep.score(faces[300:], labels[300:]) >= 0.9
+    layer_types = [type(layer).__name__ for layer in fitted_deep.network_.layers]
+    assert layer_types.count("Conv2D") == 4
+    assert layer_types.count("BatchNorm") == 4
+
+
+def test_deep_batch_norm_save_load_and_pickle(fitted_deep, synthetic_faces, tmp_path):
+    path = tmp_path / "deep.npz"
+    fitted_deep.save(path)
+    faces = synthetic_faces[0][:20]
+    expected = fitted_deep.predict_proba(faces)
+    np.testing.assert_array_equal(load(path).predict_proba(faces), expected)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(fitted_deep)).predict_proba(faces), expected)
+
+
+def test_batch_norm_prediction_does_not_depend_on_the_batch(fitted_deep, synthetic_faces):
+    faces = synthetic_faces[0][:8]
+    together = fitted_deep.predict_proba(faces)
+    alone = np.concatenate([fitted_deep.predict_proba(face[None]) for face in faces])
+    np.testing.assert_allclose(alone, together, rtol=1e-5, atol=1e-6)
+
+
+def test_weight_averaging_keeps_the_averaged_weights(synthetic_faces):
+    from csmile.training import WeightAverage
+
+    faces, labels = synthetic_faces
+    params = dict(FAST, epochs=2, validation_fraction=0.0)
+    averaged = SmileNet(**params, weight_averaging=0.99).fit(faces[:100], labels[:100])
+    plain = SmileNet(**params).fit(faces[:100], labels[:100])
+    # The same seed gives the same raw trajectory; only the kept weights differ.
+    assert not np.array_equal(averaged.predict_proba(faces[300:]), plain.predict_proba(faces[300:]))
+
+    network = plain.network_
+    average = WeightAverage(network, decay=0.5)
+    start = network.get_weights()
+    for layer in network.layers:
+        for param in layer.params.values():
+            param += 1.0
+    average.update()  # the first update moves by 1 - min(0.5, 1 / 10) = 0.9
+    average.swap()
+    for key, value in network.get_weights().items():
+        np.testing.assert_allclose(value, start[key] + 0.9, rtol=1e-5, err_msg=key)
+    average.swap()
+    for key, value in network.get_weights().items():
+        np.testing.assert_allclose(value, start[key] + 1.0, rtol=1e-5, err_msg=key)
 
 
 def test_save_leaves_no_temporary_files(fitted, tmp_path):

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from csmile.nn import Dense, Dropout, Flatten, MaxPool2D, ReLU, build_network, softmax_cross_entropy
+from csmile.nn import (
+    BatchNorm, Dense, Dropout, Flatten, MaxPool2D, ReLU, build_network, softmax_cross_entropy,
+)
 from csmile.nn.layers import Conv2D
 
 EPSILON = 1e-6
@@ -75,6 +77,56 @@ def test_dense_layer_gradients(rng):
     check_layer(Dense(5, 3, dtype=np.float64, rng=0), rng.standard_normal((4, 5)), rng)
 
 
+@pytest.mark.parametrize("shape", [(3, 4, 5, 2), (6, 3), (1, 2, 2, 1)])
+def test_batch_norm_layer_gradients(shape, rng):
+    layer = BatchNorm(shape[-1], dtype=np.float64)
+    layer.params["scale"][:] = rng.uniform(0.5, 2.0, shape[-1]) * rng.choice([-1, 1], shape[-1])
+    layer.params["shift"][:] = rng.standard_normal(shape[-1])
+    check_layer(layer, rng.standard_normal(shape) * 3 + 1, rng)
+
+
+def test_batch_norm_standardizes_each_channel_in_training(rng):
+    layer = BatchNorm(3, epsilon=1e-12, dtype=np.float64)
+    layer.params["scale"][:] = [1.0, 2.0, 0.5]
+    layer.params["shift"][:] = [0.0, -1.0, 4.0]
+    x = rng.standard_normal((8, 5, 5, 3)) * [1.0, 10.0, 0.1] + [5.0, -3.0, 100.0]
+    out = layer.forward(x, training=True).reshape(-1, 3)
+    np.testing.assert_allclose(out.mean(axis=0), [0.0, -1.0, 4.0], atol=1e-10)
+    np.testing.assert_allclose(out.std(axis=0), [1.0, 2.0, 0.5], rtol=1e-8)
+
+
+def test_batch_norm_inference_uses_running_statistics(rng):
+    layer = BatchNorm(2, momentum=0.5, dtype=np.float64)
+    batches = [rng.standard_normal((10, 2)) * [2.0, 0.5] + [1.0, -1.0] for _ in range(3)]
+    mean, var = np.zeros(2), np.ones(2)
+    for batch in batches:
+        layer.forward(batch, training=True)
+        mean = 0.5 * mean + 0.5 * batch.mean(axis=0)
+        var = 0.5 * var + 0.5 * batch.var(axis=0, ddof=1)
+    np.testing.assert_allclose(layer.buffers["running_mean"], mean)
+    np.testing.assert_allclose(layer.buffers["running_var"], var)
+    x = rng.standard_normal((4, 2))
+    np.testing.assert_allclose(layer.forward(x), (x - mean) / np.sqrt(var + layer.epsilon))
+    # Inference leaves the running statistics alone and does not depend on the batch.
+    np.testing.assert_allclose(layer.forward(x[:1]), layer.forward(x)[:1])
+    np.testing.assert_allclose(layer.buffers["running_mean"], mean)
+
+
+def test_network_weights_include_batch_norm_statistics(rng):
+    network = build_network((8, 8, 1), (2,), 3, "same", (), 0.0, batch_norm=True, rng=0)
+    network.forward(rng.standard_normal((4, 8, 8, 1)).astype(np.float32) + 3, training=True)
+    weights = network.get_weights()
+    batch_norm_idx = next(i for i, layer in enumerate(network.layers) if isinstance(layer, BatchNorm))
+    assert f"{batch_norm_idx}/running_mean" in weights
+    fresh = build_network((8, 8, 1), (2,), 3, "same", (), 0.0, batch_norm=True, rng=1)
+    fresh.set_weights(weights)
+    x = rng.standard_normal((3, 8, 8, 1)).astype(np.float32)
+    np.testing.assert_array_equal(fresh.forward(x), network.forward(x))
+    del weights[f"{batch_norm_idx}/running_var"]
+    with pytest.raises(ValueError, match="running_var"):
+        fresh.set_weights(weights)
+
+
 def test_flatten_round_trip(rng):
     layer = Flatten()
     x = rng.standard_normal((2, 3, 4, 5))
@@ -125,9 +177,15 @@ def test_cross_entropy_large_logits_stay_finite():
     assert np.all(np.isfinite(grad))
 
 
-@pytest.mark.parametrize("padding", ["same", "valid"])
-def test_whole_network_gradients(padding, rng):
-    network = build_network((12, 14, 1), (2, 3), 3, padding, (4,), 0.0, rng=1, dtype=np.float64)
+@pytest.mark.parametrize(
+    "padding, convs_per_block, batch_norm",
+    [("same", 1, False), ("valid", 1, False), ("same", 2, False), ("same", 2, True), ("valid", 1, True)],
+)
+def test_whole_network_gradients(padding, convs_per_block, batch_norm, rng):
+    network = build_network(
+        (12, 14, 1), (2, 3), 3, padding, (4,), 0.0, convs_per_block=convs_per_block,
+        batch_norm=batch_norm, rng=1, dtype=np.float64,
+    )
     x = rng.standard_normal((3, 12, 14, 1))
     labels = np.array([0, 1, 1])
 

@@ -137,6 +137,15 @@ def _add_train_parser(subparsers, global_options):
         help=f"height and width of the convolution kernels (default: {defaults['kernel_size']})",
     )
     architecture.add_argument(
+        "--convs-per-block", type=_positive_int, metavar="N",
+        help=f"convolutions in each conv block (default: {defaults['convs_per_block']})",
+    )
+    architecture.add_argument(
+        "--batch-norm", action=argparse.BooleanOptionalAction,
+        help="batch-normalise the output of every convolution "
+        f"(default: {'on' if defaults['batch_norm'] else 'off'})",
+    )
+    architecture.add_argument(
         "--dense", type=_int_tuple, metavar="LIST",
         help="units of each hidden fully connected layer, comma-separated, or 'none' "
         f"(default: {','.join(map(str, defaults['dense'])) or 'none'})",
@@ -171,6 +180,11 @@ def _add_train_parser(subparsers, global_options):
     training.add_argument(
         "--weight-decay", type=float, metavar="RATE",
         help=f"decoupled weight decay of weights and kernels (default: {defaults['weight_decay']})",
+    )
+    training.add_argument(
+        "--weight-averaging", type=float, metavar="DECAY",
+        help="decay of the moving average of the weights that validation and the saved model use, "
+        f"0 to <1; 0 turns it off (default: {defaults['weight_averaging']})",
     )
     training.add_argument(
         "--lr-schedule", choices=("cosine", "constant"),

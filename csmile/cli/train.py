@@ -14,6 +14,8 @@ _TRAIN_OPTIONS = {
     # command-line dest -> SmileNet parameter
     "filters": "filters",
     "kernel_size": "kernel_size",
+    "convs_per_block": "convs_per_block",
+    "batch_norm": "batch_norm",
     "dense": "dense",
     "dropout": "dropout",
     "image_size": "image_size",
@@ -23,6 +25,7 @@ _TRAIN_OPTIONS = {
     "optimizer": "optimizer",
     "momentum": "momentum",
     "weight_decay": "weight_decay",
+    "weight_averaging": "weight_averaging",
     "lr_schedule": "lr_schedule",
     "validation_fraction": "validation_fraction",
     "patience": "patience",

@@ -1,12 +1,13 @@
-"""Convolution and max-pooling kernels, compiled or pure-Python.
+"""Convolution, max-pooling and batch-norm kernels, compiled or pure-Python.
 
 Every kernel takes and returns arrays in channels-last layout:
 
 - images: ndarray of shape (n_samples, height, width, n_channels)
 - conv weights: ndarray of shape (kernel_size, kernel_size, n_channels, n_filters)
 - conv bias: ndarray of shape (n_filters,)
+- batch-norm input: ndarray of shape (n_rows, n_channels), one row per pixel
 
-The compiled kernels (``csmile.kernels._conv`` and ``csmile.kernels._pool``,
+The compiled kernels (``csmile.kernels._conv``, ``_pool`` and ``_norm``,
 built from ``src_c/``) are used when they import. Otherwise the pure NumPy
 reference in :mod:`csmile.kernels.reference` takes over, with one warning.
 The reference has the same signatures and is what the tests hold the compiled
@@ -22,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 try:
     from ._conv import conv2d_backward, conv2d_forward
+    from ._norm import batchnorm_backward, batchnorm_forward
     from ._pool import maxpool2d_backward, maxpool2d_forward
 
     _BACKEND = "cython"
@@ -37,6 +39,8 @@ except ImportError as error:  # pragma: no cover - exercised only without a buil
     conv2d_backward = reference.conv2d_backward
     maxpool2d_forward = reference.maxpool2d_forward
     maxpool2d_backward = reference.maxpool2d_backward
+    batchnorm_forward = reference.batchnorm_forward
+    batchnorm_backward = reference.batchnorm_backward
     _BACKEND = "reference"
 
 
@@ -47,6 +51,8 @@ def backend():
 
 __all__ = [
     "backend",
+    "batchnorm_forward",
+    "batchnorm_backward",
     "conv2d_forward",
     "conv2d_backward",
     "maxpool2d_forward",

@@ -1,7 +1,8 @@
-"""Pure NumPy reference of the convolution and max-pooling kernels.
+"""Pure NumPy reference of the convolution, max-pooling and batch-norm kernels.
 
 These functions have the same signatures, checks and results as the compiled
-kernels in ``csmile.kernels._conv`` and ``csmile.kernels._pool``. They are
+kernels in ``csmile.kernels._conv``, ``csmile.kernels._pool`` and
+``csmile.kernels._norm``. They are
 written to be obviously correct rather than fast: the tests hold the compiled
 kernels to them, and :mod:`csmile.kernels` falls back to them when the
 extension modules are missing.
@@ -11,6 +12,7 @@ Layout is channels-last throughout:
 - images: ndarray of shape (n_samples, height, width, n_channels)
 - conv weights: ndarray of shape (kernel_size, kernel_size, n_channels, n_filters)
 - conv bias: ndarray of shape (n_filters,)
+- batch-norm input: ndarray of shape (n_rows, n_channels), one row per pixel
 
 All floating-point arrays of one call must share one dtype, float32 or
 float64. Inputs that are not C-contiguous are copied. Inputs are never
@@ -458,3 +460,98 @@ def _check_input_shape(input_shape, grad_output, func_name):
             "int32 argmax."
         )
     return shape
+
+
+# ---------------------------------------------------------------------------
+# Batch normalisation
+# ---------------------------------------------------------------------------
+
+
+def _check_channel_vector(array, name, n_channels, like, like_name, func_name):
+    array = _check_float_array(array, name, 1, "(n_channels,)", func_name)
+    _check_same_dtype(like, like_name, array, name, func_name)
+    if array.shape[0] != n_channels:
+        raise ValueError(
+            f"{func_name}: {name} has {array.shape[0]} entries but {like_name} has "
+            f"{n_channels} channels; give one value per channel."
+        )
+    return array
+
+
+def _check_epsilon(epsilon, func_name):
+    try:
+        value = float(epsilon)
+    except (TypeError, ValueError):
+        raise TypeError(f"{func_name}: epsilon must be a number >= 0; got {epsilon!r}.") from None
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{func_name}: epsilon must be a finite number >= 0; got {epsilon!r}.")
+    return value
+
+
+def batchnorm_forward(x, scale, shift, epsilon=1e-5, n_threads=1):
+    """Normalise each channel (column) of ``x`` with the mean and variance of its rows.
+
+    Returns ``(out, normalized, mean, var)``: ``normalized = (x - mean) /
+    sqrt(var + epsilon)``, ``out = normalized * scale + shift``, and the
+    float64 batch mean and biased variance of each channel.
+    """
+    func_name = "batchnorm_forward"
+    x = _check_float_array(x, "x", 2, "(n_rows, n_channels)", func_name)
+    n_rows, n_channels = x.shape
+    scale = _check_channel_vector(scale, "scale", n_channels, x, "x", func_name)
+    shift = _check_channel_vector(shift, "shift", n_channels, x, "x", func_name)
+    epsilon = _check_epsilon(epsilon, func_name)
+    if n_rows < 1:
+        raise ValueError(f"{func_name}: x has no rows; batch statistics need at least one.")
+    _check_n_threads(n_threads, func_name)
+
+    values = x.astype(np.float64)
+    mean = values.mean(axis=0)
+    var = ((values - mean) ** 2).mean(axis=0)
+    normalized = ((values - mean) / np.sqrt(var + epsilon)).astype(x.dtype)
+    out = (normalized.astype(np.float64) * scale + shift).astype(x.dtype)
+    return out, normalized, mean, var
+
+
+def batchnorm_backward(grad_output, normalized, scale, var, epsilon=1e-5, n_threads=1):
+    """Return ``(grad_input, grad_scale, grad_shift)`` of :func:`batchnorm_forward`.
+
+    With ``g = grad_output`` and ``n = normalized``:
+    ``grad_input = scale / sqrt(var + epsilon) * (g - mean(g) - n * mean(g * n))``,
+    ``grad_scale = sum(g * n)`` and ``grad_shift = sum(g)``, means and sums
+    taken over the rows; the last two are float64.
+    """
+    func_name = "batchnorm_backward"
+    grad_output = _check_float_array(grad_output, "grad_output", 2, "(n_rows, n_channels)", func_name)
+    normalized = _check_float_array(normalized, "normalized", 2, "(n_rows, n_channels)", func_name)
+    _check_same_dtype(grad_output, "grad_output", normalized, "normalized", func_name)
+    if grad_output.shape != normalized.shape:
+        raise ValueError(
+            f"{func_name}: grad_output has shape {grad_output.shape} but normalized has "
+            f"shape {normalized.shape}; pass the normalized array of the same batch."
+        )
+    n_rows, n_channels = grad_output.shape
+    scale = _check_channel_vector(scale, "scale", n_channels, grad_output, "grad_output", func_name)
+    var = _check_float_array(var, "var", 1, "(n_channels,)", func_name)
+    if var.shape[0] != n_channels:
+        raise ValueError(
+            f"{func_name}: var has {var.shape[0]} entries but grad_output has "
+            f"{n_channels} channels; pass the var of the same batch."
+        )
+    var = var.astype(np.float64)
+    if not np.all(var >= 0):
+        raise ValueError(f"{func_name}: var must hold variances >= 0; got {var!r}.")
+    epsilon = _check_epsilon(epsilon, func_name)
+    if n_rows < 1:
+        raise ValueError(f"{func_name}: grad_output has no rows; batch statistics need at least one.")
+    if epsilon == 0 and not np.all(var > 0):
+        raise ValueError(f"{func_name}: a channel has variance 0 and epsilon is 0; give epsilon > 0.")
+    _check_n_threads(n_threads, func_name)
+
+    grad = grad_output.astype(np.float64)
+    norm = normalized.astype(np.float64)
+    grad_shift = grad.sum(axis=0)
+    grad_scale = (grad * norm).sum(axis=0)
+    gain = scale / np.sqrt(var + epsilon)
+    grad_input = gain * (grad - grad_shift / n_rows - norm * grad_scale / n_rows)
+    return grad_input.astype(grad_output.dtype), grad_scale, grad_shift

@@ -19,6 +19,8 @@ class Layer:
     def __init__(self):
         self.params = {}
         self.grads = {}
+        # Arrays saved with the model but not trained by the optimiser.
+        self.buffers = {}
 
     def forward(self, x, training=False):
         raise NotImplementedError
@@ -230,6 +232,75 @@ class Dense(Layer):
 
     def to_config(self):
         return {"type": "Dense", "n_inputs": self.n_inputs, "n_outputs": self.n_outputs}
+
+
+class BatchNorm(Layer):
+    """Batch normalisation (Ioffe and Szegedy, 2015) of each channel.
+
+    In training, each channel is standardised with the mean and variance of
+    the batch (over samples and pixels), then scaled by ``scale`` and moved
+    by ``shift``. Exponential averages of those statistics, kept in
+    ``buffers``, take their place at inference, so a prediction does not
+    depend on the other faces of its batch.
+
+    Parameters
+    ----------
+    n_channels : int
+        Size of the last axis of the input.
+    momentum : float, default=0.1
+        Weight of the newest batch in the running averages.
+    epsilon : float, default=1e-5
+        Added to the variance before the square root.
+    """
+
+    _cache_names = ("_normalized", "_var")
+
+    def __init__(self, n_channels, momentum=0.1, epsilon=1e-5, n_threads=1, dtype=np.float32):
+        super().__init__()
+        self.n_channels = n_channels
+        self.momentum = momentum
+        self.epsilon = epsilon
+        self.n_threads = n_threads
+        self.params["scale"] = np.ones(n_channels, dtype=dtype)
+        self.params["shift"] = np.zeros(n_channels, dtype=dtype)
+        self.buffers["running_mean"] = np.zeros(n_channels, dtype=dtype)
+        self.buffers["running_var"] = np.ones(n_channels, dtype=dtype)
+        self._normalized = None
+        self._var = None
+
+    def forward(self, x, training=False):
+        flat = x.reshape(-1, self.n_channels)
+        if not training:
+            inv_std = 1.0 / np.sqrt(self.buffers["running_var"].astype(np.float64) + self.epsilon)
+            gain = self.params["scale"] * inv_std
+            offset = self.params["shift"] - self.buffers["running_mean"] * gain
+            out = flat * gain.astype(x.dtype)
+            out += offset.astype(x.dtype)
+            return out.reshape(x.shape)
+        out, normalized, mean, var = kernels.batchnorm_forward(
+            flat, self.params["scale"], self.params["shift"], self.epsilon, n_threads=self.n_threads
+        )
+        self._normalized = normalized
+        self._var = var
+        count = flat.shape[0]
+        unbiased = var * count / max(count - 1, 1)
+        for name, batch_value in (("running_mean", mean), ("running_var", unbiased)):
+            running = self.buffers[name]
+            running += (self.momentum * (batch_value - running)).astype(running.dtype)
+        return out.reshape(x.shape)
+
+    def backward(self, grad_output):
+        grad_input, grad_scale, grad_shift = kernels.batchnorm_backward(
+            grad_output.reshape(-1, self.n_channels), self._normalized, self.params["scale"],
+            self._var, self.epsilon, n_threads=self.n_threads,
+        )
+        self.grads["scale"] = grad_scale.astype(grad_input.dtype)
+        self.grads["shift"] = grad_shift.astype(grad_input.dtype)
+        return grad_input.reshape(grad_output.shape)
+
+    def to_config(self):
+        return {"type": "BatchNorm", "n_channels": self.n_channels, "momentum": self.momentum,
+                "epsilon": self.epsilon}
 
 
 class Dropout(Layer):

@@ -2,9 +2,11 @@
 
 import numpy as np
 
-from .layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
+from .layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
 
-LAYER_TYPES = {cls.__name__: cls for cls in (Conv2D, MaxPool2D, ReLU, Flatten, Dense, Dropout)}
+LAYER_TYPES = {
+    cls.__name__: cls for cls in (Conv2D, MaxPool2D, BatchNorm, ReLU, Flatten, Dense, Dropout)
+}
 
 
 class Network:
@@ -33,27 +35,25 @@ class Network:
             for name, param in layer.params.items()
         ]
 
+    def _arrays(self):
+        """Yield (key, array) for every parameter and buffer, key = "layer_idx/name"."""
+        for layer_idx, layer in enumerate(self.layers):
+            for name, array in {**layer.params, **layer.buffers}.items():
+                yield f"{layer_idx}/{name}", array
+
     def get_weights(self):
-        """Return copies of all parameters as a dict ``{"layer_idx/name": array}``."""
-        return {
-            f"{layer_idx}/{name}": param.copy()
-            for layer_idx, layer in enumerate(self.layers)
-            for name, param in layer.params.items()
-        }
+        """Return copies of all parameters and buffers as a dict ``{"layer_idx/name": array}``."""
+        return {key: array.copy() for key, array in self._arrays()}
 
     def set_weights(self, weights):
-        """Copy ``weights`` (as returned by ``get_weights``) into the parameters."""
-        for layer_idx, layer in enumerate(self.layers):
-            for name, param in layer.params.items():
-                key = f"{layer_idx}/{name}"
-                if key not in weights:
-                    raise ValueError(f"missing weights {key!r}")
-                value = np.asarray(weights[key])
-                if value.shape != param.shape:
-                    raise ValueError(
-                        f"weights {key!r} have shape {value.shape}, expected {param.shape}"
-                    )
-                param[...] = value
+        """Copy ``weights`` (as returned by ``get_weights``) into the parameters and buffers."""
+        for key, param in self._arrays():
+            if key not in weights:
+                raise ValueError(f"missing weights {key!r}")
+            value = np.asarray(weights[key])
+            if value.shape != param.shape:
+                raise ValueError(f"weights {key!r} have shape {value.shape}, expected {param.shape}")
+            param[...] = value
 
     def set_n_threads(self, n_threads):
         for layer in self.layers:
@@ -80,37 +80,50 @@ class Network:
             layer_type = LAYER_TYPES.get(config.pop("type", None))
             if layer_type is None:
                 raise ValueError(f"unknown layer type in model file: {config!r}")
-            if layer_type in (Conv2D, Dense):
+            if layer_type in (Conv2D, Dense, BatchNorm):
                 config["dtype"] = dtype
             layers.append(layer_type(**config))
         return cls(layers)
 
 
 def build_network(input_shape, filters, kernel_size, padding, dense, dropout,
-                  n_classes=2, pool_size=2, rng=None, dtype=np.float32):
+                  n_classes=2, pool_size=2, convs_per_block=1, batch_norm=False,
+                  rng=None, dtype=np.float32):
     """Build conv blocks, then dense layers, then the output layer.
 
-    Each conv block is convolution, max pooling, ReLU. Pooling before the
-    ReLU gives the same output and gradients as the usual ReLU-then-pool
-    order, because the maximum commutes with a monotone function, and the
-    ReLU then runs on a quarter of the values.
+    Each conv block is ``convs_per_block`` convolutions with ``filters[i]``
+    filters each, the last followed by max pooling; every convolution is
+    followed by a ReLU, with batch normalisation before it when
+    ``batch_norm`` is true. After the last convolution of a block the order
+    is convolution, pooling, (normalisation,) ReLU. Pooling before the ReLU
+    gives the same output and gradients as the usual ReLU-then-pool order,
+    because the maximum commutes with a monotone function, and the ReLU then
+    runs on a quarter of the values; normalising the pooled values costs a
+    quarter too.
     """
     rng = np.random.default_rng(rng)
     layers = []
     shape = tuple(input_shape)
     for block_idx, n_filters in enumerate(filters):
-        conv = Conv2D(shape[2], n_filters, kernel_size, padding, first=block_idx == 0,
-                      dtype=dtype, rng=rng)
-        pool = MaxPool2D(pool_size)
-        for layer in (conv, pool):
-            shape = layer.output_shape(shape)
-        if min(shape[:2]) < 1:
-            raise ValueError(
-                f"the input of {input_shape[0]}x{input_shape[1]} pixels is too small for "
-                f"{len(filters)} conv blocks; use fewer filters entries or a larger image_size"
-            )
-        # Pooling and dense outputs are fresh arrays, so their ReLU may overwrite them.
-        layers += [conv, pool, ReLU(inplace=True)]
+        for conv_idx in range(convs_per_block):
+            conv = Conv2D(shape[2], n_filters, kernel_size, padding,
+                          first=block_idx == 0 and conv_idx == 0, dtype=dtype, rng=rng)
+            block = [conv]
+            if conv_idx == convs_per_block - 1:
+                block.append(MaxPool2D(pool_size))
+            for layer in block:
+                shape = layer.output_shape(shape)
+            if min(shape[:2]) < 1:
+                raise ValueError(
+                    f"the input of {input_shape[0]}x{input_shape[1]} pixels is too small for "
+                    f"{len(filters)} conv blocks; use fewer filters entries or a larger image_size"
+                )
+            if batch_norm:
+                block.append(BatchNorm(n_filters, dtype=dtype))
+            # Every layer before a ReLU returns a fresh array that no layer
+            # keeps for its backward pass, so the ReLU may overwrite it.
+            block.append(ReLU(inplace=True))
+            layers += block
     layers.append(Flatten())
     n_features = int(np.prod(shape))
     for n_units in dense:
