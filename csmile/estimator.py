@@ -40,12 +40,12 @@ class SmileNet:
     """Convolutional network that predicts whether a face is smiling.
 
     The network is a stack of conv blocks (``convs_per_block``
-    convolutions of ``kernel_size``, each followed by a ReLU, with 2x2 max
-    pooling after the last and optional batch normalisation), then fully connected layers with ReLU and
-    dropout, then a two-way softmax trained with cross-entropy. Images are
-    converted to grayscale, resized to ``image_size`` and normalised per
-    image; the fitted model stores that preprocessing, so prediction always
-    repeats what training did.
+    convolutions of ``kernel_size``, each followed by a ReLU, with optional
+    batch normalisation and 2x2 max pooling after the last), then fully
+    connected layers with ReLU and dropout, then a two-way softmax trained
+    with cross-entropy. Images are converted to grayscale, resized to
+    ``image_size`` and normalised per image; the fitted model stores that
+    preprocessing, so prediction always repeats what training did.
 
     Parameters
     ----------
@@ -92,6 +92,10 @@ class SmileNet:
         Stop after ``patience`` epochs without a lower validation loss and
         keep the weights of the best epoch.
     patience : int, default=6
+    label_smoothing : float, default=0.0
+        Training targets put ``1 - label_smoothing / 2`` on the labelled
+        class and the rest on the other one. Some smoothing suits data
+        sets with mislabelled faces. The validation loss is never smoothed.
     weight_averaging : float, default=0.0
         Decay of an exponential moving average of the weights, updated
         after every batch (0.999 averages over about the last 1,000
@@ -147,8 +151,9 @@ class SmileNet:
                  learning_rate=1e-3, optimizer="adam", momentum=0.9, weight_decay=0.0,
                  class_weight="balanced", augment=True, normalization="standardize",
                  image_size=64, validation_fraction=0.1, early_stopping=True, patience=6,
-                 weight_averaging=0.0, lr_schedule="cosine", threshold=0.5,
-                 test_time_mirror=False, n_jobs=None, random_state=None, verbose=0):
+                 label_smoothing=0.0, weight_averaging=0.0, lr_schedule="cosine",
+                 threshold=0.5, test_time_mirror=False, n_jobs=None, random_state=None,
+                 verbose=0):
         self.filters = filters
         self.kernel_size = kernel_size
         self.padding = padding
@@ -169,6 +174,7 @@ class SmileNet:
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
         self.patience = patience
+        self.label_smoothing = label_smoothing
         self.weight_averaging = weight_averaging
         self.lr_schedule = lr_schedule
         self.threshold = threshold
@@ -340,6 +346,7 @@ class SmileNet:
         check_float("dropout", self.dropout, 0.0, 1.0, high_open=True)
         check_float("momentum", self.momentum, 0.0, 1.0, high_open=True)
         check_float("weight_averaging", self.weight_averaging, 0.0, 1.0, high_open=True)
+        check_float("label_smoothing", self.label_smoothing, 0.0, 1.0, high_open=True)
         check_float("weight_decay", self.weight_decay, 0.0, None)
         check_float("validation_fraction", self.validation_fraction, 0.0, 1.0, high_open=True)
         check_float("threshold", self.threshold, 0.0, 1.0)

@@ -205,7 +205,9 @@ class Trainer:
         batch = normalize(batch_faces, self.options["normalization"]).astype(dtype, copy=False)
         logits = self.network.forward(batch[..., None], training=True)
         sample_weight = None if class_weights is None else class_weights[batch_labels]
-        loss, grad_logits, probabilities = softmax_cross_entropy(logits, batch_labels, sample_weight)
+        loss, grad_logits, probabilities = softmax_cross_entropy(
+            logits, batch_labels, sample_weight, self.options["label_smoothing"]
+        )
         if not np.isfinite(loss):
             raise FloatingPointError(
                 f"the training loss became {loss}; lower learning_rate "

@@ -162,6 +162,27 @@ def test_cross_entropy_gradient(rng):
     np.testing.assert_allclose(grad, numerical_gradient(objective, logits), rtol=TOLERANCE, atol=1e-9)
 
 
+@pytest.mark.parametrize("label_smoothing", [0.1, 0.5])
+def test_cross_entropy_label_smoothing_gradient(label_smoothing, rng):
+    logits = rng.standard_normal((4, 3))
+    labels = np.array([0, 2, 1, 2])
+    weights = rng.uniform(0.5, 2.0, 4)
+
+    def objective():
+        return softmax_cross_entropy(logits, labels, weights, label_smoothing)[0]
+
+    _, grad, _ = softmax_cross_entropy(logits, labels, weights, label_smoothing)
+    np.testing.assert_allclose(grad, numerical_gradient(objective, logits), rtol=1e-6, atol=1e-8)
+
+
+def test_cross_entropy_label_smoothing_worked_example():
+    # Equal logits give p = 1/2. Targets with smoothing 0.2 are 0.9 and 0.1,
+    # so the loss is log 2 and the gradient p - target = (-0.4, 0.4).
+    loss, grad, _ = softmax_cross_entropy(np.zeros((1, 2)), np.array([0]), label_smoothing=0.2)
+    assert loss == pytest.approx(np.log(2))
+    np.testing.assert_allclose(grad, [[-0.4, 0.4]])
+
+
 def test_cross_entropy_worked_example():
     # logits (0, log 3): softmax is (1/4, 3/4); the loss of label 1 is -log(3/4).
     logits = np.array([[0.0, np.log(3.0)]])

@@ -182,6 +182,11 @@ def _add_train_parser(subparsers, global_options):
         help=f"decoupled weight decay of weights and kernels (default: {defaults['weight_decay']})",
     )
     training.add_argument(
+        "--label-smoothing", type=float, metavar="AMOUNT",
+        help="share of each training target spread over both classes, 0 to <1 "
+        f"(default: {defaults['label_smoothing']})",
+    )
+    training.add_argument(
         "--weight-averaging", type=float, metavar="DECAY",
         help="decay of the moving average of the weights that validation and the saved model use, "
         f"0 to <1; 0 turns it off (default: {defaults['weight_averaging']})",

@@ -26,6 +26,7 @@ _TRAIN_OPTIONS = {
     "momentum": "momentum",
     "weight_decay": "weight_decay",
     "weight_averaging": "weight_averaging",
+    "label_smoothing": "label_smoothing",
     "lr_schedule": "lr_schedule",
     "validation_fraction": "validation_fraction",
     "patience": "patience",
