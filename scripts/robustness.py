@@ -6,9 +6,9 @@ Usage::
 
 Faces from other cameras and collections differ from SMILEsmileD in framing,
 lighting, sharpness and compression. This script rebuilds the validation part
-of the training list that ``scripts/train_pretrained.py`` holds out (10% of
+of the training list that ``scripts/train_pretrained.py`` holds out: 10% of
 each class, drawn with seed 0, after dropping faces whose pixels occur under
-both labels), applies one fixed change to every face, and reports accuracy,
+both labels. It applies one fixed change to every face and reports accuracy,
 balanced accuracy and ROC AUC of each model under each change. Only the
 training list is read.
 """

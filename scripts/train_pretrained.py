@@ -26,8 +26,10 @@ from csmile.data import read_dataset, summarize
 logger = logging.getLogger("train_pretrained")
 
 SETTINGS = dict(
-    filters=(32, 64, 64, 64),
+    filters=(16, 32, 64, 64),
     kernel_size=3,
+    convs_per_block=2,
+    batch_norm=False,
     dense=(128,),
     dropout=0.5,
     epochs=30,
@@ -40,7 +42,9 @@ SETTINGS = dict(
     normalization="standardize",
     validation_fraction=0.1,
     early_stopping=True,
-    patience=8,
+    patience=10,
+    label_smoothing=0.1,
+    weight_averaging=0.998,
     lr_schedule="cosine",
     random_state=0,
     verbose=1,

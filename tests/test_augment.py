@@ -104,7 +104,28 @@ def test_augment_blur_smooths(rng):
 def test_augment_blur_keeps_constant(rng):
     faces = np.full((2, 8, 8), 40.0, dtype=np.float32)
     params = {**Augmenter.none().to_dict(), "blur_probability": 1.0}
-    np.testing.assert_allclose(Augmenter.from_dict(params)(faces, rng), 40.0)
+    np.testing.assert_allclose(Augmenter.from_dict(params)(faces, rng), 40.0, rtol=1e-5)
+
+
+def test_gaussian_blur_spreads_impulse_by_sigma():
+    from csmile.data.augment import _gaussian_blur
+
+    faces = np.zeros((2, 31, 31), dtype=np.float32)
+    faces[:, 15, 15] = 1000.0
+    blurred = _gaussian_blur(faces, np.array([1.0, 2.0]))
+    offsets = np.arange(31) - 15
+    for face, sigma in zip(blurred, (1.0, 2.0)):
+        assert face.sum() == pytest.approx(1000.0, rel=1e-5)
+        column_profile = face.sum(axis=0) / face.sum()
+        row_profile = face.sum(axis=1) / face.sum()
+        assert np.sum(column_profile * offsets**2) == pytest.approx(sigma**2, rel=0.02)
+        assert np.sum(row_profile * offsets**2) == pytest.approx(sigma**2, rel=0.02)
+
+
+def test_augment_blur_needs_half_pixel_sigma():
+    with pytest.raises(ValueError, match="max_blur_sigma must be at least 0.5"):
+        Augmenter(blur_probability=0.5, max_blur_sigma=0.2)
+    assert Augmenter(blur_probability=0.0, max_blur_sigma=0.0).max_blur_sigma == 0.0
 
 
 def test_augment_noise_std(rng):
@@ -140,7 +161,8 @@ def test_augment_unknown_key():
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("max_shift", -0.1), ("max_rotation", 500.0), ("brightness", 2.0), ("blur_probability", 1.5)],
+    [("max_shift", -0.1), ("max_rotation", 500.0), ("brightness", 2.0), ("blur_probability", 1.5),
+     ("max_blur_sigma", 9.0)],
 )
 def test_augment_invalid_strength(name, value):
     with pytest.raises(ValueError, match=name):

@@ -3,8 +3,8 @@
 Each call draws new parameters for every face of the batch. It first warps
 each face by a random affine map (mirror, rotation, scale, shift) with
 bilinear sampling and replicated edges. Then it applies a random gain,
-contrast and gamma, an occasional 3x3 blur, and Gaussian noise, in that
-order. Everything is vectorised over the batch with NumPy, without Python
+contrast and gamma, an occasional Gaussian blur, and Gaussian noise, in
+that order. Everything is vectorised over the batch with NumPy, without Python
 loops over pixels or faces.
 """
 
@@ -13,6 +13,9 @@ from numbers import Integral, Real
 import numpy as np
 
 __all__ = ["Augmenter"]
+
+# Smallest blur drawn. Below about half a pixel a Gaussian barely changes a face.
+MIN_BLUR_SIGMA = 0.5
 
 _PARAMETER_NAMES = (
     "mirror",
@@ -23,6 +26,7 @@ _PARAMETER_NAMES = (
     "contrast",
     "gamma",
     "blur_probability",
+    "max_blur_sigma",
     "noise_std",
     "random_state",
 )
@@ -50,9 +54,12 @@ class Augmenter:
     gamma : float, default=0.2
         The 0..1 intensity is raised to the power ``exp(u)`` with ``u``
         drawn from ``-gamma .. gamma``.
-    blur_probability : float, default=0.2
-        Probability that a face is blurred with the 3x3 kernel
-        ``[1, 2, 1] / 4`` applied along each axis.
+    blur_probability : float, default=0.3
+        Probability that a face is blurred by a Gaussian.
+    max_blur_sigma : float, default=1.5
+        The Gaussian's standard deviation, in pixels, is drawn for each
+        blurred face from ``0.5 .. max_blur_sigma``. The larger sigmas
+        imitate faces enlarged from small photos or webcam frames.
     noise_std : float, default=0.03
         Standard deviation of the added Gaussian noise, as a fraction of 255.
     random_state : int or None, default=None
@@ -82,7 +89,8 @@ class Augmenter:
         brightness=0.25,
         contrast=0.25,
         gamma=0.2,
-        blur_probability=0.2,
+        blur_probability=0.3,
+        max_blur_sigma=1.5,
         noise_std=0.03,
         random_state=None,
     ):
@@ -94,6 +102,7 @@ class Augmenter:
         self.contrast = contrast
         self.gamma = gamma
         self.blur_probability = blur_probability
+        self.max_blur_sigma = max_blur_sigma
         self.noise_std = noise_std
         self.random_state = random_state
         self._validate()
@@ -125,11 +134,17 @@ class Augmenter:
             ("contrast", 1.0),
             ("gamma", 2.0),
             ("blur_probability", 1.0),
+            ("max_blur_sigma", 5.0),
             ("noise_std", 1.0),
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= value <= upper:
                 raise ValueError(f"{name} must be a number in 0..{upper:g}, got {value!r}")
+        if self.blur_probability > 0 and self.max_blur_sigma < MIN_BLUR_SIGMA:
+            raise ValueError(
+                f"max_blur_sigma must be at least {MIN_BLUR_SIGMA} when blur_probability > 0, "
+                f"got {self.max_blur_sigma!r}; set blur_probability=0 to turn blurring off"
+            )
         scale_range = self.scale_range
         valid_range = (
             isinstance(scale_range, (tuple, list))
@@ -317,7 +332,8 @@ class Augmenter:
         chosen = np.flatnonzero(rng.random(len(faces)) < self.blur_probability)
         if len(chosen) == 0:
             return
-        faces[chosen] = _blur_121(_blur_121(faces[chosen], axis=2), axis=1)
+        sigma = rng.uniform(MIN_BLUR_SIGMA, self.max_blur_sigma, len(chosen))
+        faces[chosen] = _gaussian_blur(faces[chosen], sigma)
 
 
 class _Workspace:
@@ -402,18 +418,20 @@ def _sample_bilinear(faces, source_x, source_y, workspace):
     return top
 
 
-def _blur_121(faces, axis):
-    """Filter with ``[1, 2, 1] / 4`` along ``axis`` (1 or 2), replicating the edge pixels."""
-    length = faces.shape[axis]
-    if length < 2:
-        return faces.copy()
-    padded = np.concatenate(
-        [faces.take([0], axis=axis), faces, faces.take([length - 1], axis=axis)], axis=axis
-    )
-    before = [slice(None)] * 3
-    after = [slice(None)] * 3
-    before[axis] = slice(0, length)
-    after[axis] = slice(2, length + 2)
-    blurred = faces * np.float32(0.5)
-    blurred += np.float32(0.25) * (padded[tuple(before)] + padded[tuple(after)])
-    return blurred
+def _gaussian_blur(faces, sigma):
+    """Blur each face with a Gaussian of its own ``sigma`` (pixels), replicating the edge pixels."""
+    radius = max(1, int(np.ceil(3.0 * float(np.max(sigma)))))
+    offsets = np.arange(-radius, radius + 1, dtype=np.float64)
+    # One normalised kernel row per face, shape (n_samples, 2 * radius + 1).
+    kernels = np.exp(-0.5 * (offsets[None, :] / np.asarray(sigma, dtype=np.float64)[:, None]) ** 2)
+    kernels = (kernels / kernels.sum(axis=1, keepdims=True)).astype(np.float32)
+    for axis in (2, 1):
+        length = faces.shape[axis]
+        # Replicated edges: clip the source positions to the valid range.
+        positions = np.clip(np.arange(length)[None, :] + np.arange(-radius, radius + 1)[:, None], 0, length - 1)
+        blurred = np.zeros_like(faces)
+        for tap, source in enumerate(positions):
+            weight = kernels[:, tap][:, None, None]
+            blurred += weight * np.take(faces, source, axis=axis)
+        faces = blurred
+    return faces
