@@ -79,7 +79,7 @@ class WeightAverage:
     def update(self):
         decay = min(self.decay, (1.0 + self.n_updates) / (10.0 + self.n_updates))
         self.n_updates += 1
-        for key, array in self.network._arrays():
+        for key, array in self.network.named_arrays():
             average = self.averages[key]
             average += (1.0 - decay) * (array - average)
 

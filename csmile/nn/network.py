@@ -35,7 +35,7 @@ class Network:
             for name, param in layer.params.items()
         ]
 
-    def _arrays(self):
+    def named_arrays(self):
         """Yield (key, array) for every parameter and buffer, key = "layer_idx/name"."""
         for layer_idx, layer in enumerate(self.layers):
             for name, array in {**layer.params, **layer.buffers}.items():
@@ -43,11 +43,11 @@ class Network:
 
     def get_weights(self):
         """Return copies of all parameters and buffers as a dict ``{"layer_idx/name": array}``."""
-        return {key: array.copy() for key, array in self._arrays()}
+        return {key: array.copy() for key, array in self.named_arrays()}
 
     def set_weights(self, weights):
         """Copy ``weights`` (as returned by ``get_weights``) into the parameters and buffers."""
-        for key, param in self._arrays():
+        for key, param in self.named_arrays():
             if key not in weights:
                 raise ValueError(f"missing weights {key!r}")
             value = np.asarray(weights[key])
