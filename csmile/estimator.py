@@ -25,6 +25,10 @@ PRETRAINED_RESOURCE = "smilenet.npz"
 MAX_UNITS = 4096
 MAX_KERNEL_SIZE = 15
 MAX_CONVS_PER_BLOCK = 8
+# More threads than this never speed up the kernels on a batch of faces, and
+# thousands of threads can exceed the operating system's limit, which makes
+# the OpenMP runtime end the process.
+MAX_N_JOBS = 256
 MAX_IMAGE_SIZE = 1024
 
 # Prediction uses one thread below this many faces per thread (measured on
@@ -100,7 +104,10 @@ class SmileNet:
         Decay of an exponential moving average of the weights, updated
         after every batch (0.999 averages over about the last 1,000
         batches). When above 0, validation, early stopping and the fitted
-        model use the averaged weights. 0 turns averaging off.
+        model use the averaged weights. 0 turns averaging off. The decay of
+        step ``t`` is at most ``(1 + t) / (10 + t)``, so over the first few
+        hundred batches the average follows the weights more closely than
+        ``weight_averaging`` alone would.
     lr_schedule : {"cosine", "constant"}, default="cosine"
         "cosine" warms up linearly during the first epoch, then decays to 0
         over ``epochs`` along half a cosine.
@@ -351,11 +358,11 @@ class SmileNet:
         check_float("validation_fraction", self.validation_fraction, 0.0, 1.0, high_open=True)
         check_float("threshold", self.threshold, 0.0, 1.0)
         if self.n_jobs is not None:
-            check_int("n_jobs", self.n_jobs, 1)
+            check_int("n_jobs", self.n_jobs, 1, maximum=MAX_N_JOBS)
         if self.random_state is not None and not isinstance(self.random_state, np.random.Generator):
             check_int("random_state", self.random_state, 0)
         for name in ("batch_norm", "test_time_mirror"):
-            if not isinstance(getattr(self, name), bool):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if not isinstance(self.augment, (bool, dict)):
             raise TypeError(f"augment must be True, False or a dict of Augmenter parameters, got {self.augment!r}")

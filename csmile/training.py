@@ -106,7 +106,14 @@ class Trainer:
         dtype = np.float32
         n_samples = len(faces)
         batch_size = min(options["batch_size"], n_samples)
-        n_batches = math.ceil(n_samples / batch_size)
+        # A trailing batch of one face joins the batch before it, because
+        # batch normalisation needs two or more values per channel. Batches
+        # of one face (per-image SGD) stay as they are.
+        batch_starts = list(range(0, n_samples, batch_size))
+        if batch_size > 1 and len(batch_starts) > 1 and n_samples - batch_starts[-1] == 1:
+            batch_starts.pop()
+        batch_stops = batch_starts[1:] + [n_samples]
+        n_batches = len(batch_starts)
         n_steps = n_batches * options["epochs"]
         n_warmup_steps = min(n_batches, n_steps // 10) if options["lr_schedule"] == "cosine" else 0
 
@@ -135,8 +142,8 @@ class Trainer:
             train_predictions = np.empty(n_samples, dtype=np.int64)
             bar = self._progress(n_samples, f"epoch {epoch}/{options['epochs']}")
             try:
-                for start in range(0, n_samples, batch_size):
-                    batch_indices = order[start:start + batch_size]
+                for start, stop in zip(batch_starts, batch_stops):
+                    batch_indices = order[start:stop]
                     optimizer.learning_rate = learning_rate_at(
                         options["lr_schedule"], options["learning_rate"], step, n_steps, n_warmup_steps
                     )

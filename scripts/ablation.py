@@ -41,6 +41,10 @@ VARIANTS = {
     "batch normalisation": {"batch_norm": True},
     "weight averaging (decay 0.998)": {"weight_averaging": 0.998},
     "label smoothing (0.1)": {"label_smoothing": 0.1},
+    "two convolutions per block": {"convs_per_block": 2},
+    "batch normalisation": {"batch_norm": True},
+    "weight averaging (decay 0.998)": {"weight_averaging": 0.998},
+    "label smoothing (0.1)": {"label_smoothing": 0.1},
     "2019 study net (8 filters, per-image SGD)": {
         "filters": (8,), "padding": "valid", "dense": (), "dropout": 0.0, "optimizer": "sgd",
         "momentum": 0.0, "learning_rate": 0.005, "batch_size": 1, "class_weight": None,

@@ -1,4 +1,4 @@
-"""Measure models on validation faces changed as faces from other collections differ.
+"""Score models on validation faces altered in framing, lighting, sharpness and compression.
 
 Usage::
 
@@ -17,6 +17,7 @@ import argparse
 import csv
 import io
 import logging
+import os
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -102,13 +103,21 @@ def validation_faces(data, train_list):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="Changes, applied one at a time: " + "; ".join(CHANGES) + ".",
+    )
     parser.add_argument("data", help="the SMILEsmileD folder")
     parser.add_argument("train_list", help="list of training images, relative to the data folder")
     parser.add_argument("models", nargs="+", help="model files, or 'pretrained' for the shipped model")
-    parser.add_argument("--out", help="CSV file for the table")
+    parser.add_argument(
+        "--out", metavar="CSV", help="also write the table to this CSV file (default: log it only)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    missing = [name for name in args.models if name != "pretrained" and not os.path.isfile(name)]
+    if missing:
+        parser.error(f"model file not found: {', '.join(missing)}")
 
     faces, labels = validation_faces(args.data, args.train_list)
     logger.info("%d validation faces", len(faces))

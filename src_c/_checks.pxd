@@ -83,18 +83,28 @@ cdef inline object check_positive_int(object value, str name, str func_name):
     return value
 
 
+# More threads than this never help a kernel call on a batch of faces.
+cdef enum:
+    MAX_THREADS = 256
+
+
 cdef inline int thread_count(
     object n_threads, Py_ssize_t n_work_units, str func_name
 ) except -1:
-    """Check n_threads and return it capped at the number of work units.
+    """Check n_threads and return it capped at the number of work units and at MAX_THREADS.
 
-    The cap keeps a huge request from asking OpenMP for more threads than
-    there are independent pieces of work.
+    The caps keep a huge request from asking OpenMP for more threads than
+    there are independent pieces of work, or for so many that the operating
+    system refuses them, which makes the OpenMP runtime end the process.
     """
     cdef object requested
 
     if type(n_threads) is int and n_threads == 1:
         return 1
+    if isinstance(n_threads, bool):
+        raise TypeError(
+            f"{func_name}: n_threads must be an integer >= 1; got {n_threads!r}."
+        )
     try:
         requested = PyNumber_Index(n_threads)
     except TypeError:
@@ -105,6 +115,4 @@ cdef inline int thread_count(
         raise ValueError(f"{func_name}: n_threads must be >= 1; got {requested}.")
     if n_work_units < 1:
         return 1
-    if requested > n_work_units:
-        return <int>min(n_work_units, 1 << 30)
-    return <int>min(requested, 1 << 30)
+    return <int>min(requested, n_work_units, MAX_THREADS)

@@ -18,6 +18,8 @@ Conventions
   added up in a fixed order, so results do not depend on scheduling.
 """
 
+import numbers
+
 import numpy as np
 
 cimport numpy as cnp
@@ -118,13 +120,11 @@ cdef cnp.ndarray _check_vector(object array, str name, Py_ssize_t n_channels,
 
 
 cdef double _check_epsilon(object epsilon, str func_name) except -1.0:
-    cdef double value
-    try:
-        value = float(epsilon)
-    except (TypeError, ValueError):
-        raise TypeError(f"{func_name}: epsilon must be a number >= 0; got {epsilon!r}.") from None
-    if not isfinite(value) or value < 0:
-        raise ValueError(f"{func_name}: epsilon must be a finite number >= 0; got {epsilon!r}.")
+    if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real):
+        raise TypeError(f"{func_name}: epsilon must be a number > 0; got {epsilon!r}.")
+    cdef double value = float(epsilon)
+    if not isfinite(value) or value <= 0:
+        raise ValueError(f"{func_name}: epsilon must be a finite number > 0; got {epsilon!r}.")
     return value
 
 
@@ -220,7 +220,7 @@ def batchnorm_forward(x, scale, shift, epsilon=1e-5, n_threads=1):
         At least one row.
     scale, shift : ndarray of shape (n_channels,), same dtype as x
     epsilon : float, default=1e-5
-        Added to the variance before the square root.
+        Added to the variance before the square root; must be > 0.
     n_threads : int, default=1
 
     Returns
@@ -333,8 +333,6 @@ def batchnorm_backward(grad_output, normalized, scale, var, epsilon=1e-5, n_thre
     cdef double eps = _check_epsilon(epsilon, func_name)
     if n_rows < 1:
         raise ValueError(f"{func_name}: grad_output has no rows; batch statistics need at least one.")
-    if eps == 0 and not np.all(var_arr > 0):
-        raise ValueError(f"{func_name}: a channel has variance 0 and epsilon is 0; give epsilon > 0.")
     cdef int threads = thread_count(n_threads, n_rows, func_name)
 
     grad_input = np.empty_like(grad_arr)

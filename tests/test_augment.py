@@ -162,7 +162,8 @@ def test_augment_unknown_key():
 @pytest.mark.parametrize(
     ("name", "value"),
     [("max_shift", -0.1), ("max_rotation", 500.0), ("brightness", 2.0), ("blur_probability", 1.5),
-     ("max_blur_sigma", 9.0)],
+     ("max_blur_sigma", 9.0), ("scale_range", (0.9, float("inf"))), ("scale_range", (1e-300, 1e-300)),
+     ("scale_range", (1.2, 1.1))],
 )
 def test_augment_invalid_strength(name, value):
     with pytest.raises(ValueError, match=name):

@@ -310,6 +310,31 @@ def test_train_invalid_dropout(capsys, data_dir, tmp_path):
     assert not (tmp_path / "m.npz").exists()
 
 
+def test_train_unknown_plot_format_fails_first(capsys, data_dir, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "m.npz"
+    code, _, err = run(capsys, "train", data_dir, "--out", out, *TINY_TRAINING, "--plot", tmp_path / "c.xyz")
+    assert code == 1
+    assert error_lines(err)[0].startswith("csmile: error: --plot")
+    assert "unsupported file type" in err
+    assert "epoch" not in err
+    assert not out.exists()
+
+
+def test_train_deep_options(capsys, data_dir, tmp_path):
+    out = tmp_path / "deep.npz"
+    code, _, err = run(
+        capsys, "train", data_dir, "--out", out, *TINY_TRAINING, "--convs-per-block", "2", "--batch-norm",
+        "--label-smoothing", "0.1", "--weight-averaging", "0.9",
+    )
+    assert code == 0, err
+    trained = csmile.load(out)
+    assert trained.convs_per_block == 2
+    assert trained.batch_norm is True
+    assert trained.label_smoothing == 0.1
+    assert trained.weight_averaging == 0.9
+
+
 def test_train_missing_out_folder(capsys, data_dir, tmp_path):
     code, _, err = run(capsys, "train", data_dir, "--out", tmp_path / "missing" / "m.npz", *TINY_TRAINING)
     assert code == 1

@@ -95,7 +95,7 @@ def test_nan_faces_rejected(synthetic_faces):
     [{"filters": 16}, {"epochs": 0}, {"optimizer": "rmsprop"}, {"dropout": 1.0},
      {"learning_rate": -1.0}, {"padding": "full"}, {"class_weight": "auto"}, {"n_jobs": 0},
      {"threshold": 1.5}, {"augment": "yes"}, {"convs_per_block": 0}, {"batch_norm": "on"},
-     {"weight_averaging": 1.0}, {"weight_averaging": -0.1}],
+     {"weight_averaging": 1.0}, {"weight_averaging": -0.1}, {"n_jobs": 100000}],
     ids=lambda params: next(iter(params)),
 )
 def test_invalid_params_rejected_in_fit(params, synthetic_faces):
@@ -203,6 +203,23 @@ def test_batch_norm_prediction_does_not_depend_on_the_batch(fitted_deep, synthet
     together = fitted_deep.predict_proba(faces)
     alone = np.concatenate([fitted_deep.predict_proba(face[None]) for face in faces])
     np.testing.assert_allclose(alone, together, rtol=1e-5, atol=1e-6)
+
+
+def test_numpy_bool_parameters_accepted(synthetic_faces):
+    faces, labels = synthetic_faces
+    params = dict(FAST, epochs=1, batch_norm=np.True_, test_time_mirror=np.False_)
+    model = SmileNet(**params).fit(faces[:40], labels[:40])
+    assert model.predict(faces[:2]).shape == (2,)
+
+
+def test_trailing_single_face_joins_last_batch(synthetic_faces):
+    # 33 faces in batches of 16 leave one face over. Batch normalisation of a
+    # 1x1 output cannot train on one face, so the trainer merges it.
+    faces, labels = synthetic_faces
+    params = dict(FAST, filters=(4, 4, 4, 4, 4, 4), epochs=1, batch_norm=True,
+                  validation_fraction=0.0, image_size=64)
+    model = SmileNet(**params).fit(faces[:33], labels[:33])
+    assert model.history_[0]["loss"] > 0
 
 
 def test_weight_averaging_keeps_the_averaged_weights(synthetic_faces):

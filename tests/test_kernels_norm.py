@@ -155,8 +155,12 @@ def test_forward_mixed_dtypes(kernels, arrays):
         ("epsilon", -1.0, ValueError, "epsilon"),
         ("epsilon", float("nan"), ValueError, "epsilon"),
         ("epsilon", "small", TypeError, "epsilon"),
+        ("epsilon", "1e-5", TypeError, "epsilon"),
+        ("epsilon", True, TypeError, "epsilon"),
+        ("epsilon", 0.0, ValueError, "epsilon"),
         ("n_threads", 0, ValueError, "n_threads"),
         ("n_threads", 1.5, TypeError, "n_threads"),
+        ("n_threads", True, TypeError, "n_threads"),
     ],
 )
 def test_forward_bad_arguments(kernels, arrays, argument, value, error, message):
@@ -190,7 +194,15 @@ def test_backward_bad_arguments(kernels, arrays, argument, value, error, message
         kernels[1](**call)
 
 
-def test_backward_zero_variance_needs_epsilon(kernels, arrays):
+def test_backward_rejects_zero_epsilon(kernels, arrays):
     x, scale, _ = arrays
-    with pytest.raises(ValueError, match="give epsilon > 0"):
+    with pytest.raises(ValueError, match="epsilon must be a finite number > 0"):
         kernels[1](x, x, scale, np.array([1.0, 0.0, 1.0]), 0.0)
+
+
+def test_huge_thread_count_is_capped(rng):
+    x, scale, shift = make_arrays(rng, (100000, 2), np.float64)
+    expected = _norm.batchnorm_forward(x, scale, shift, n_threads=2)
+    result = _norm.batchnorm_forward(x, scale, shift, n_threads=10**6)
+    for got, want in zip(result, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

@@ -112,6 +112,14 @@ def test_batch_norm_inference_uses_running_statistics(rng):
     np.testing.assert_allclose(layer.buffers["running_mean"], mean)
 
 
+def test_batch_norm_needs_two_values_in_training(rng):
+    layer = BatchNorm(3)
+    with pytest.raises(ValueError, match="at least 2 values per channel"):
+        layer.forward(rng.standard_normal((1, 1, 1, 3)).astype(np.float32), training=True)
+    # Inference normalises with the running statistics, so one value is fine.
+    assert layer.forward(np.ones((1, 1, 1, 3), dtype=np.float32)).shape == (1, 1, 1, 3)
+
+
 def test_network_weights_include_batch_norm_statistics(rng):
     network = build_network((8, 8, 1), (2,), 3, "same", (), 0.0, batch_norm=True, rng=0)
     network.forward(rng.standard_normal((4, 8, 8, 1)).astype(np.float32) + 3, training=True)
@@ -122,6 +130,10 @@ def test_network_weights_include_batch_norm_statistics(rng):
     fresh.set_weights(weights)
     x = rng.standard_normal((3, 8, 8, 1)).astype(np.float32)
     np.testing.assert_array_equal(fresh.forward(x), network.forward(x))
+    negative = dict(weights)
+    negative[f"{batch_norm_idx}/running_var"] = -np.ones(2, dtype=np.float32)
+    with pytest.raises(ValueError, match="variances >= 0"):
+        fresh.set_weights(negative)
     del weights[f"{batch_norm_idx}/running_var"]
     with pytest.raises(ValueError, match="running_var"):
         fresh.set_weights(weights)

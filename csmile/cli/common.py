@@ -104,6 +104,16 @@ def _check_output_path(path, option):
         raise CommandError(f"{option} {path}: is a folder; give a file name")
 
 
+def _check_figure_format(path, option):
+    """Raise before long work when matplotlib cannot write ``path``'s file type."""
+    from ..plots import _figure_format
+
+    try:
+        _figure_format(path)
+    except ValueError as error:
+        raise CommandError(f"{option}: {error}") from None
+
+
 def _check_matplotlib(option):
     try:
         import matplotlib  # noqa: F401

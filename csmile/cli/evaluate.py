@@ -9,6 +9,7 @@ from ..metrics import evaluate_scores, roc_curve
 from .common import (
     EXIT_OK,
     CommandError,
+    _check_figure_format,
     _check_matplotlib,
     _check_output_path,
     _load_model,
@@ -25,6 +26,7 @@ def _command_evaluate(args):
     if args.roc:
         _check_output_path(args.roc, "--roc")
         _check_matplotlib("--roc")
+        _check_figure_format(args.roc, "--roc")
     if args.errors:
         _check_output_path(args.errors, "--errors")
 

@@ -138,7 +138,7 @@ def _add_train_parser(subparsers, global_options):
     )
     architecture.add_argument(
         "--convs-per-block", type=_positive_int, metavar="N",
-        help=f"convolutions in each conv block (default: {defaults['convs_per_block']})",
+        help=f"convolutions in each conv block, 1 to 8 (default: {defaults['convs_per_block']})",
     )
     architecture.add_argument(
         "--batch-norm", action=argparse.BooleanOptionalAction,
@@ -223,7 +223,7 @@ def _add_train_parser(subparsers, global_options):
     )
     training.add_argument(
         "--n-jobs", type=_positive_int, metavar="N",
-        help="threads for training (default: OMP_NUM_THREADS if set, else all cores)",
+        help="threads for training, 1 to 256 (default: OMP_NUM_THREADS if set, else all cores)",
     )
     training.add_argument("--seed", type=int, help="random seed, for a reproducible model (default: none)")
 

@@ -5,7 +5,14 @@ import os
 
 import numpy as np
 
-from .common import EXIT_OK, UsageError, _check_matplotlib, _check_output_path, _read_data
+from .common import (
+    EXIT_OK,
+    UsageError,
+    _check_figure_format,
+    _check_matplotlib,
+    _check_output_path,
+    _read_data,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +113,7 @@ def _command_train(args):
     if args.plot:
         _check_output_path(args.plot, "--plot")
         _check_matplotlib("--plot")
+        _check_figure_format(args.plot, "--plot")
 
     dataset = _read_data(args, size=model.image_size)
     summary = summarize(dataset)

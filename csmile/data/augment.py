@@ -14,6 +14,11 @@ import numpy as np
 
 __all__ = ["Augmenter"]
 
+# Zoom factors outside this range shrink a face to a few pixels or show a
+# small part of it.
+MIN_SCALE = 0.25
+MAX_SCALE = 4.0
+
 # Smallest blur drawn. Below about half a pixel a Gaussian barely changes a face.
 MIN_BLUR_SIGMA = 0.5
 
@@ -150,11 +155,12 @@ class Augmenter:
             isinstance(scale_range, (tuple, list))
             and len(scale_range) == 2
             and all(isinstance(value, Real) and not isinstance(value, bool) for value in scale_range)
-            and 0.0 < scale_range[0] <= scale_range[1]
+            and MIN_SCALE <= scale_range[0] <= scale_range[1] <= MAX_SCALE
         )
         if not valid_range:
             raise ValueError(
-                f"scale_range must be two positive numbers (low, high) with low <= high, got {scale_range!r}"
+                f"scale_range must be two numbers (low, high) with {MIN_SCALE} <= low <= high <= "
+                f"{MAX_SCALE}, got {scale_range!r}"
             )
         seed = self.random_state
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, Integral)):

@@ -19,6 +19,7 @@ float64. Inputs that are not C-contiguous are copied. Inputs are never
 written to. ``n_threads`` is checked but otherwise ignored here.
 """
 
+import numbers
 import operator
 
 import numpy as np
@@ -64,6 +65,8 @@ def _check_same_dtype(first, first_name, other, other_name, func_name):
 
 
 def _check_n_threads(n_threads, func_name):
+    if isinstance(n_threads, bool):
+        raise TypeError(f"{func_name}: n_threads must be an integer >= 1; got {n_threads!r}.")
     try:
         n_threads = operator.index(n_threads)
     except TypeError:
@@ -479,12 +482,11 @@ def _check_channel_vector(array, name, n_channels, like, like_name, func_name):
 
 
 def _check_epsilon(epsilon, func_name):
-    try:
-        value = float(epsilon)
-    except (TypeError, ValueError):
-        raise TypeError(f"{func_name}: epsilon must be a number >= 0; got {epsilon!r}.") from None
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{func_name}: epsilon must be a finite number >= 0; got {epsilon!r}.")
+    if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real):
+        raise TypeError(f"{func_name}: epsilon must be a number > 0; got {epsilon!r}.")
+    value = float(epsilon)
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{func_name}: epsilon must be a finite number > 0; got {epsilon!r}.")
     return value
 
 
@@ -544,8 +546,6 @@ def batchnorm_backward(grad_output, normalized, scale, var, epsilon=1e-5, n_thre
     epsilon = _check_epsilon(epsilon, func_name)
     if n_rows < 1:
         raise ValueError(f"{func_name}: grad_output has no rows; batch statistics need at least one.")
-    if epsilon == 0 and not np.all(var > 0):
-        raise ValueError(f"{func_name}: a channel has variance 0 and epsilon is 0; give epsilon > 0.")
     _check_n_threads(n_threads, func_name)
 
     grad = grad_output.astype(np.float64)

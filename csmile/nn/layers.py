@@ -277,6 +277,12 @@ class BatchNorm(Layer):
             out = flat * gain.astype(x.dtype)
             out += offset.astype(x.dtype)
             return out.reshape(x.shape)
+        if flat.shape[0] < 2:
+            raise ValueError(
+                f"batch normalisation needs at least 2 values per channel in training, got "
+                f"{flat.shape[0]} (input of shape {x.shape}); use batches of 2 or more faces, "
+                "or fewer conv blocks"
+            )
         out, normalized, mean, var = kernels.batchnorm_forward(
             flat, self.params["scale"], self.params["shift"], self.epsilon, n_threads=self.n_threads
         )

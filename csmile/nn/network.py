@@ -53,6 +53,8 @@ class Network:
             value = np.asarray(weights[key])
             if value.shape != param.shape:
                 raise ValueError(f"weights {key!r} have shape {value.shape}, expected {param.shape}")
+            if key.endswith("/running_var") and not np.all(value >= 0):
+                raise ValueError(f"weights {key!r} must hold variances >= 0")
             param[...] = value
 
     def set_n_threads(self, n_threads):
