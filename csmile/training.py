@@ -64,9 +64,10 @@ def predict_logits(network, faces, normalization, dtype):
 class WeightAverage:
     """Exponential moving average of a network's parameters and buffers.
 
-    After each optimiser step, every average moves towards the current
-    value by ``1 - d``, where ``d = min(decay, (1 + step) / (10 + step))``
-    so the first steps, far from any useful weights, fade out fast.
+    After each optimiser step, every average moves the fraction ``1 - d``
+    of the way to the current value, where ``d = min(decay, (1 + step) /
+    (10 + step))``. The first steps, far from any useful weights, thus fade
+    out fast.
     Averaged weights often generalise better than the last ones.
     """
 
