@@ -198,7 +198,7 @@ def test_deep_batch_norm_save_load_and_pickle(fitted_deep, synthetic_faces, tmp_
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(fitted_deep)).predict_proba(faces), expected)
 
 
-def test_batch_norm_prediction_does_not_depend_on_the_batch(fitted_deep, synthetic_faces):
+def test_batch_norm_prediction_batch_independent(fitted_deep, synthetic_faces):
     faces = synthetic_faces[0][:8]
     together = fitted_deep.predict_proba(faces)
     alone = np.concatenate([fitted_deep.predict_proba(face[None]) for face in faces])

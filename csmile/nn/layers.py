@@ -32,6 +32,9 @@ class Layer:
         """Return the shape of one sample's output for one sample's ``input_shape``."""
         return input_shape
 
+    def check_weights(self, name, value):
+        """Raise ValueError when ``value`` is not valid for the parameter or buffer ``name``."""
+
     def clear_cache(self):
         """Drop the arrays kept for ``backward`` (before pickling, after training)."""
         for name in self._cache_names:
@@ -294,6 +297,10 @@ class BatchNorm(Layer):
             running = self.buffers[name]
             running += (self.momentum * (batch_value - running)).astype(running.dtype)
         return out.reshape(x.shape)
+
+    def check_weights(self, name, value):
+        if name == "running_var" and not np.all(value >= 0):
+            raise ValueError("running_var must hold variances >= 0")
 
     def backward(self, grad_output):
         grad_input, grad_scale, grad_shift = kernels.batchnorm_backward(

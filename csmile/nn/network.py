@@ -47,15 +47,19 @@ class Network:
 
     def set_weights(self, weights):
         """Copy ``weights`` (as returned by ``get_weights``) into the parameters and buffers."""
-        for key, param in self.named_arrays():
-            if key not in weights:
-                raise ValueError(f"missing weights {key!r}")
-            value = np.asarray(weights[key])
-            if value.shape != param.shape:
-                raise ValueError(f"weights {key!r} have shape {value.shape}, expected {param.shape}")
-            if key.endswith("/running_var") and not np.all(value >= 0):
-                raise ValueError(f"weights {key!r} must hold variances >= 0")
-            param[...] = value
+        for layer_idx, layer in enumerate(self.layers):
+            for name, array in {**layer.params, **layer.buffers}.items():
+                key = f"{layer_idx}/{name}"
+                if key not in weights:
+                    raise ValueError(f"missing weights {key!r}")
+                value = np.asarray(weights[key])
+                if value.shape != array.shape:
+                    raise ValueError(f"weights {key!r} have shape {value.shape}, expected {array.shape}")
+                try:
+                    layer.check_weights(name, value)
+                except ValueError as error:
+                    raise ValueError(f"weights {key!r}: {error}") from None
+                array[...] = value
 
     def set_n_threads(self, n_threads):
         for layer in self.layers:
@@ -94,14 +98,17 @@ def build_network(input_shape, filters, kernel_size, padding, dense, dropout,
     """Build conv blocks, then dense layers, then the output layer.
 
     Each conv block is ``convs_per_block`` convolutions with ``filters[i]``
-    filters each, the last followed by max pooling; every convolution is
-    followed by a ReLU, with batch normalisation before it when
-    ``batch_norm`` is true. After the last convolution of a block the order
-    is convolution, pooling, (normalisation,) ReLU. Pooling before the ReLU
-    gives the same output and gradients as the usual ReLU-then-pool order,
-    because the maximum commutes with a monotone function, and the ReLU then
-    runs on a quarter of the values; normalising the pooled values costs a
-    quarter too.
+    filters each, and max pooling follows the last of them. Every
+    convolution is followed by a ReLU, with batch normalisation before it
+    when ``batch_norm`` is true. After the last convolution of a block the
+    order is convolution, pooling, (normalisation,) ReLU.
+
+    Without normalisation, pooling before the ReLU gives the same output and
+    gradients as the usual ReLU-then-pool order, because the maximum
+    commutes with a monotone function. The ReLU then runs on a quarter of
+    the values. With normalisation the network differs from the usual order,
+    because the statistics are taken over the pooled values, which also
+    makes them four times cheaper.
     """
     rng = np.random.default_rng(rng)
     layers = []
